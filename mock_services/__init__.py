@@ -1,0 +1,1 @@
+"""Mock Virgil (Cards + Keyknox) and Twilio Conversations services, on loopback, for offline use."""

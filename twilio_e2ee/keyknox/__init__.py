@@ -1,0 +1,1 @@
+"""twilio_e2ee.keyknox."""
