@@ -1,1 +1,19 @@
-"""twilio_e2ee.tokens."""
+"""Tokens: Virgil JWTs (VEDS512) and Twilio access tokens, created and verified (sans-I/O)."""
+
+from twilio_e2ee.tokens.virgil_jwt import (
+    MalformedTokenError,
+    VirgilJwt,
+    encode_virgil_jwt,
+    generate_virgil_jwt,
+    parse_virgil_jwt,
+    verify_virgil_jwt,
+)
+
+__all__ = [
+    "MalformedTokenError",
+    "VirgilJwt",
+    "encode_virgil_jwt",
+    "generate_virgil_jwt",
+    "parse_virgil_jwt",
+    "verify_virgil_jwt",
+]
