@@ -1,0 +1,67 @@
+"""A key and card inspector: pick an item, see its fields (never a secret)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from typing import Any
+
+import ipywidgets as w
+
+from twilio_e2ee.errors import E2EEError
+from twilio_e2ee.notebook._base import widget_bundle
+from twilio_e2ee.notebook.display import describe
+
+__all__ = ["Inspector"]
+
+
+class Inspector:
+    """A dropdown of named keys/cards and a table of the selected one's fields.
+
+    ``rows`` (a list of (field, value) strings) is what the table shows; tests set
+    ``selector.value`` and read it.
+    """
+
+    def __init__(self, items: Mapping[str, Any] | None = None, *, title: str = "Inspector"):
+        self._items: dict[str, Any] = {}
+        self.selector = w.Dropdown(options=[], description="item")
+        self.details = w.HTML(value="")
+        self.widget = w.VBox([w.HTML(f"<b>{html.escape(title)}</b>"), self.selector, self.details])
+        self.widget.add_class("e2ee-inspector")
+        self.title = ""
+        self.rows: list[tuple[str, str]] = []
+        self.selector.observe(lambda _change: self._show(), names="value")
+        for name, item in (items or {}).items():
+            self.add(name, item)
+
+    def add(self, name: str, item: Any) -> None:
+        """Add (or replace) an item; it must be a key, key pair or card of the package."""
+        if describe(item) is None:
+            raise E2EEError(f"cannot inspect {type(item).__name__}: not a key or card")
+        self._items[name] = item
+        self.selector.options = list(self._items)
+        self.selector.value = name
+        self._show()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._items)
+
+    def _show(self) -> None:
+        name = self.selector.value
+        if name is None or name not in self._items:
+            self.title, self.rows, self.details.value = "", [], ""
+            return
+        described = describe(self._items[name])
+        assert described is not None  # checked in add()
+        self.title = described[0]
+        self.rows = [(field, str(value)) for field, value in described[1]]
+        cells = "".join(
+            f"<tr><th style='text-align:left;padding:1px 6px'>{html.escape(f)}</th>"
+            f"<td style='font-family:monospace;padding:1px 6px'>{html.escape(v)}</td></tr>"
+            for f, v in self.rows
+        )
+        self.details.value = f"<i>{html.escape(self.title)}</i><table>{cells}</table>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        return widget_bundle(self.widget, "Inspector()", **kwargs)

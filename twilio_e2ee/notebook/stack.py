@@ -1,0 +1,106 @@
+"""One offline stack per kernel: started on demand, reused when a cell is re-run, stopped cleanly.
+
+The stack (mock Cards + Keyknox, mock Twilio, token backend) runs in background threads on free
+loopback ports. Module-level state makes re-running ``start_stack()`` a no-op instead of a second
+set of servers, and an ``atexit`` hook stops it when the kernel exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import html
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mock_services.stack import OfflineStack
+
+__all__ = [
+    "StackStatus",
+    "current_stack",
+    "reset_stack",
+    "stack_status",
+    "start_stack",
+    "stop_stack",
+]
+
+_lock = threading.RLock()
+_stack: OfflineStack | None = None
+
+
+def start_stack(db_dir: str | Path | None = None) -> OfflineStack:
+    """Start the offline stack, or return the one already running in this kernel."""
+    global _stack
+    with _lock:
+        if _stack is not None:
+            return _stack
+        from mock_services.stack import OfflineStack
+
+        stack = OfflineStack(db_dir=db_dir)
+        stack.start()
+        _stack = stack
+        return stack
+
+
+def current_stack() -> OfflineStack | None:
+    """The running stack, if any."""
+    return _stack
+
+
+def stop_stack() -> bool:
+    """Stop the running stack; returns whether one was running."""
+    global _stack
+    with _lock:
+        stack, _stack = _stack, None
+        if stack is None:
+            return False
+        stack.stop()
+        return True
+
+
+def reset_stack(db_dir: str | Path | None = None) -> OfflineStack:
+    """Stop the stack (forgetting all its state and credentials) and start a fresh one."""
+    with _lock:
+        stop_stack()
+        return start_stack(db_dir)
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    """Whether the stack runs, its URLs, and how many requests each service has seen."""
+
+    running: bool
+    urls: dict[str, str]
+    requests: dict[str, int]
+    server_threads: int
+
+    def __str__(self) -> str:
+        if not self.running:
+            return "offline stack: stopped"
+        lines = ["offline stack: running"]
+        lines += [f"  {name:8} {url}" for name, url in self.urls.items()]
+        lines += [f"  {name:8} {count} request(s) seen" for name, count in self.requests.items()]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + html.escape(str(self)) + "</pre>"
+
+
+def stack_status() -> StackStatus:
+    """A snapshot of the singleton stack's state."""
+    stack = _stack
+    threads = sum(
+        1 for t in threading.enumerate() if t.is_alive() and t.name.startswith(_THREAD_PREFIXES)
+    )
+    if stack is None:
+        return StackStatus(False, {}, {}, threads)
+    urls = {"cards": stack.cards_url, "twilio": stack.twilio_url, "backend": stack.backend_url}
+    requests = {"cards": len(stack.cards.journal), "twilio": len(stack.twilio.journal)}
+    return StackStatus(True, urls, requests, threads)
+
+
+_THREAD_PREFIXES = ("mock-", "cards", "twilio", "backend", "server")
+
+atexit.register(stop_stack)

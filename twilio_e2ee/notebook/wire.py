@@ -1,0 +1,141 @@
+"""What a service sees: rows built from a mock's request journal, and a widget that shows them.
+
+The rows come from :class:`mock_services.journal.Journal` (what the mock actually received), never
+from prints in the client, so the "what Twilio sees" column cannot lie about what was sent.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+
+from twilio_e2ee.notebook._base import widget_bundle
+
+if TYPE_CHECKING:
+    from mock_services.journal import Journal, JournalEntry
+
+__all__ = ["WireRow", "WireView", "message_row"]
+
+_MESSAGES_PATH = re.compile(r"/Conversations/(?P<sid>CH[0-9a-f]{32})/Messages/?$")
+
+
+@dataclass(frozen=True)
+class WireRow:
+    """One message as the service stored it: who, which conversation, the body, the attributes."""
+
+    author: str
+    conversation_sid: str
+    body: str
+    attributes: str
+    status: int
+
+    def __str__(self) -> str:
+        return f"{self.author}: {self.body}"
+
+
+def message_row(entry: JournalEntry) -> WireRow | None:
+    """A :class:`WireRow` if `entry` is a message posted to a conversation, else None."""
+    if entry.method != "POST":
+        return None
+    match = _MESSAGES_PATH.search(entry.path)
+    if match is None:
+        return None
+    form: dict[str, Any] = entry.request if isinstance(entry.request, dict) else {}
+    author = str(form.get("Author") or entry.identity or "system")
+    return WireRow(
+        author=author,
+        conversation_sid=match["sid"],
+        body=str(form.get("Body", "")),
+        attributes=str(form.get("Attributes", "")),
+        status=entry.status,
+    )
+
+
+def _cut(text: str, keep: int) -> str:
+    return text if len(text) <= keep else f"{text[:keep]}… ({len(text)} chars)"
+
+
+class WireView:
+    """A live list of the messages a mock Twilio received, fed by its journal.
+
+    ``rows`` is the data (what tests assert on); ``widget`` renders it. Entries recorded before
+    the view was created are included. Call :meth:`close` to stop listening.
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        title: str = "What Twilio sees",
+        conversation_sid: str | None = None,
+        keep: int = 72,
+    ) -> None:
+        self.journal = journal
+        self.conversation_sid = conversation_sid
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._rows: list[WireRow] = []
+        self.header = w.HTML(value=f"<b>{html.escape(title)}</b>")
+        self.body = w.HTML(value="")
+        self.widget = w.VBox([self.header, self.body])
+        self.widget.add_class("e2ee-wire")
+        for entry in journal.entries:
+            self._add(entry)
+        self._unsubscribe: Callable[[], None] | None = journal.subscribe(self._on_entry)
+        self.render()
+
+    @property
+    def rows(self) -> list[WireRow]:
+        """Messages seen so far, oldest first."""
+        with self._lock:
+            return list(self._rows)
+
+    def _add(self, entry: JournalEntry) -> bool:
+        row = message_row(entry)
+        if row is None or (self.conversation_sid and row.conversation_sid != self.conversation_sid):
+            return False
+        with self._lock:
+            self._rows.append(row)
+        return True
+
+    def _on_entry(self, entry: JournalEntry) -> None:
+        # Runs on the server's thread: never raise into the mock, never print.
+        try:
+            if self._add(entry):
+                self.render()
+        except Exception:  # pragma: no cover - a display problem must not break the service
+            return
+
+    def render(self) -> None:
+        """Refresh the HTML from `rows`."""
+        items = []
+        for row in self.rows:
+            attrs = ""
+            if row.attributes and row.attributes != "{}":
+                attrs = f"<br><i>attributes</i> {html.escape(_cut(row.attributes, self.keep))}"
+            items.append(
+                "<div style='font-family:monospace;font-size:11px;margin:2px 0;"
+                "word-break:break-all'>"
+                f"<b>{html.escape(row.author)}</b> → <code>"
+                f"{html.escape(_cut(row.body, self.keep))}</code>{attrs}</div>"
+            )
+        self.body.value = "".join(items) or "<i>nothing yet</i>"
+
+    def as_text(self) -> str:
+        """A plain-text rendering, one line per message."""
+        return "\n".join(f"{r.author}: {_cut(r.body, self.keep)}" for r in self.rows)
+
+    def close(self) -> None:
+        """Stop listening to the journal."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        return widget_bundle(self.widget, "WireView()", **kwargs)
