@@ -1,1 +1,117 @@
-"""twilio_e2ee.cards."""
+"""Virgil Cards v5: card model, verifier, pinning and safety numbers, and the HTTP clients.
+
+The model, verifier and pinning are sans-I/O; :class:`CardsClient` / :class:`AsyncCardsClient`
+move the bytes with httpx.
+"""
+
+from twilio_e2ee.cards.client import DEFAULT_API_URL, AsyncCardsClient, CardsClient
+from twilio_e2ee.cards.errors import (
+    CardNotActiveError,
+    CardQueryError,
+    CardResponseMismatchError,
+    CardsAuthenticationError,
+    CardsBadRequestError,
+    CardSignatureInvalidError,
+    CardSignatureMissingError,
+    CardsNotFoundError,
+    CardsServiceError,
+    CardsServiceUnavailableError,
+    CardWhitelistError,
+    InvalidServiceResponseError,
+    KeyChangedError,
+    MalformedCardError,
+    PinStoreError,
+)
+from twilio_e2ee.cards.model import (
+    CARD_VERSION,
+    SIGNER_SELF,
+    SIGNER_VIRGIL,
+    Card,
+    RawSignature,
+    RawSignedModel,
+    card_active_at,
+    card_id_of,
+    create_raw_card,
+    import_card,
+    is_card_id,
+    linked_card_list,
+    parse_card,
+)
+from twilio_e2ee.cards.pin_stores import (
+    JsonFilePinStore,
+    MemoryPinStore,
+    PinRecord,
+    PinStore,
+    SqlitePinStore,
+)
+from twilio_e2ee.cards.pinning import (
+    FirstUseEvent,
+    KeyAcknowledgedEvent,
+    KeyChangeEvent,
+    KeyRotatedEvent,
+    PinEvent,
+    PinningManager,
+    PinUnchanged,
+)
+from twilio_e2ee.cards.safety import SafetyNumber, fingerprint_digits, safety_number
+from twilio_e2ee.cards.verifier import (
+    VIRGIL_SERVICE_PUBLIC_KEY_B64,
+    CardVerifier,
+    SecurityWarning,
+    WhitelistEntry,
+    virgil_service_public_key,
+)
+
+__all__ = [
+    "CARD_VERSION",
+    "DEFAULT_API_URL",
+    "SIGNER_SELF",
+    "SIGNER_VIRGIL",
+    "VIRGIL_SERVICE_PUBLIC_KEY_B64",
+    "AsyncCardsClient",
+    "Card",
+    "CardNotActiveError",
+    "CardQueryError",
+    "CardResponseMismatchError",
+    "CardSignatureInvalidError",
+    "CardSignatureMissingError",
+    "CardVerifier",
+    "CardWhitelistError",
+    "CardsAuthenticationError",
+    "CardsBadRequestError",
+    "CardsClient",
+    "CardsNotFoundError",
+    "CardsServiceError",
+    "CardsServiceUnavailableError",
+    "FirstUseEvent",
+    "InvalidServiceResponseError",
+    "JsonFilePinStore",
+    "KeyAcknowledgedEvent",
+    "KeyChangeEvent",
+    "KeyChangedError",
+    "KeyRotatedEvent",
+    "MalformedCardError",
+    "MemoryPinStore",
+    "PinEvent",
+    "PinRecord",
+    "PinStore",
+    "PinStoreError",
+    "PinUnchanged",
+    "PinningManager",
+    "RawSignature",
+    "RawSignedModel",
+    "SafetyNumber",
+    "SecurityWarning",
+    "SqlitePinStore",
+    "WhitelistEntry",
+    "card_active_at",
+    "card_id_of",
+    "create_raw_card",
+    "fingerprint_digits",
+    "import_card",
+    "is_card_id",
+    "linked_card_list",
+    "parse_card",
+    "safety_number",
+    "virgil_service_public_key",
+]

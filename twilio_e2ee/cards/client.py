@@ -1,0 +1,266 @@
+"""Cards v5 HTTP clients over httpx: :class:`CardsClient` (sync) and :class:`AsyncCardsClient`.
+
+Both are thin I/O layers over :mod:`twilio_e2ee.cards.protocol`. Requests carry
+``Authorization: Virgil <jwt>`` (from a caching token provider) and ``Virgil-Agent``. An
+expired-token answer (code 20304) or a 401 is retried once with a force-reloaded token. Every
+card from the network goes through the verifier; by default that is Virgil's production service
+key, so pointing a client at another service (e.g. the bundled mock) needs that service's key —
+verification is never switched off because of the URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from twilio_e2ee.cards import protocol as p
+from twilio_e2ee.cards.errors import CardsServiceError, CardsServiceUnavailableError
+from twilio_e2ee.cards.model import Card, RawSignedModel, create_raw_card
+from twilio_e2ee.cards.verifier import CardVerifier
+from twilio_e2ee.crypto.keys import PrivateKey, PublicKey
+from twilio_e2ee.errors import ConfigurationError
+from twilio_e2ee.tokens.providers import (
+    AsyncCachingJwtProvider,
+    CachingJwtProvider,
+    token_identity,
+)
+
+__all__ = ["DEFAULT_API_URL", "AsyncCardsClient", "CardsClient"]
+
+DEFAULT_API_URL = p.DEFAULT_API_URL
+DEFAULT_TIMEOUT = 30.0
+
+
+def _make_verifier(
+    verifier: CardVerifier | None, service_public_key: PublicKey | bytes | str | None
+) -> CardVerifier:
+    if verifier is not None:
+        if not isinstance(verifier, CardVerifier):
+            raise ConfigurationError(
+                f"verifier must be a CardVerifier, got {type(verifier).__name__}"
+            )
+        return verifier
+    return CardVerifier(service_public_key)
+
+
+def _headers(token: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Virgil {token}",
+        "Virgil-Agent": p.virgil_agent(),
+        "Accept": "application/json",
+    }
+
+
+def _transport_error(exc: Exception, req: p.CardsRequest) -> CardsServiceUnavailableError:
+    return CardsServiceUnavailableError(
+        f"Cards service unreachable ({req.method} {req.path}): {type(exc).__name__}: {exc}"
+    )
+
+
+class _Base:
+    def __init__(
+        self,
+        base_url: str,
+        verifier: CardVerifier | None,
+        service_public_key: PublicKey | bytes | str | None,
+    ) -> None:
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ConfigurationError(f"base_url must be an http(s) URL, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.verifier = _make_verifier(verifier, service_public_key)
+
+    def _url(self, req: p.CardsRequest) -> str:
+        return self.base_url + req.path
+
+
+class CardsClient(_Base):
+    """Synchronous Cards v5 client.
+
+    ``token`` is a :class:`CachingJwtProvider` or a zero-argument callable returning a Virgil JWT
+    (wrapped in one). Give ``service_public_key`` (or a ``verifier``) for a non-Virgil service.
+    """
+
+    def __init__(
+        self,
+        token: CachingJwtProvider | Callable[[], str],
+        *,
+        base_url: str = DEFAULT_API_URL,
+        verifier: CardVerifier | None = None,
+        service_public_key: PublicKey | bytes | str | None = None,
+        http_client: httpx.Client | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(base_url, verifier, service_public_key)
+        self.tokens = token if isinstance(token, CachingJwtProvider) else CachingJwtProvider(token)
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else httpx.Client(timeout=timeout)
+
+    def _send_once(self, req: p.CardsRequest, token: str) -> httpx.Response:
+        try:
+            resp = self._http.request(
+                req.method, self._url(req), json=req.json, headers=_headers(token)
+            )
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise _transport_error(exc, req) from exc
+        p.raise_for_error(resp.status_code, resp.content, resp.reason_phrase)
+        return resp
+
+    def _send(self, req: p.CardsRequest) -> httpx.Response:
+        try:
+            return self._send_once(req, self.tokens.get_token())
+        except CardsServiceError as exc:
+            if not p.should_retry_with_fresh_token(exc):
+                raise
+        return self._send_once(req, self.tokens.get_token(force_reload=True))
+
+    def publish_raw_card(self, model: RawSignedModel) -> Card:
+        """Publish a self-signed raw card; returns it verified, with the service signature."""
+        req = p.publish_request(model)
+        return p.parse_publish_response(model, self._send(req).content, self.verifier)
+
+    def publish_card(
+        self,
+        private_key: PrivateKey,
+        *,
+        previous_card_id: str | None = None,
+        extra_fields: Mapping[str, Any] | None = None,
+    ) -> Card:
+        """Create, self-sign and publish a card for the token's identity."""
+        identity = token_identity(self.tokens.get_token())
+        model = create_raw_card(
+            private_key, identity, previous_card_id=previous_card_id, extra_fields=extra_fields
+        )
+        return self.publish_raw_card(model)
+
+    def search_cards(self, identities: str | Iterable[str]) -> list[Card]:
+        """Verified cards of the identities (chunks of 50), heads with their chains attached."""
+        cards: list[Card] = []
+        for req in p.search_requests(identities):
+            asked = req.json["identities"]
+            cards.extend(p.parse_search_response(asked, self._send(req).content, self.verifier))
+        return cards
+
+    def get_card(self, card_id: str) -> Card:
+        """The verified card with that id (``is_outdated`` if superseded or revoked)."""
+        req = p.get_request(card_id)
+        resp = self._send(req)
+        return p.parse_get_response(card_id, resp.headers, resp.content, self.verifier)
+
+    def revoke_card(self, card_id: str) -> None:
+        """Revoke one of the token identity's cards."""
+        self._send(p.revoke_request(card_id))
+
+    def get_outdated(self, card_ids: Iterable[str]) -> list[str]:
+        """Which of ``card_ids`` the service reports as outdated."""
+        req = p.outdated_request(card_ids)
+        return p.parse_outdated_response(req.json["card_ids"], self._send(req).content)
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> CardsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncCardsClient(_Base):
+    """Asynchronous Cards v5 client (same API as :class:`CardsClient`, awaitable).
+
+    ``token`` is an :class:`AsyncCachingJwtProvider` or a zero-argument callable returning a JWT
+    or an awaitable of one.
+    """
+
+    def __init__(
+        self,
+        token: AsyncCachingJwtProvider | Callable[[], Awaitable[str] | str],
+        *,
+        base_url: str = DEFAULT_API_URL,
+        verifier: CardVerifier | None = None,
+        service_public_key: PublicKey | bytes | str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(base_url, verifier, service_public_key)
+        self.tokens = (
+            token if isinstance(token, AsyncCachingJwtProvider) else AsyncCachingJwtProvider(token)
+        )
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
+
+    async def _send_once(self, req: p.CardsRequest, token: str) -> httpx.Response:
+        try:
+            resp = await self._http.request(
+                req.method, self._url(req), json=req.json, headers=_headers(token)
+            )
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise _transport_error(exc, req) from exc
+        p.raise_for_error(resp.status_code, resp.content, resp.reason_phrase)
+        return resp
+
+    async def _send(self, req: p.CardsRequest) -> httpx.Response:
+        try:
+            return await self._send_once(req, await self.tokens.get_token())
+        except CardsServiceError as exc:
+            if not p.should_retry_with_fresh_token(exc):
+                raise
+        return await self._send_once(req, await self.tokens.get_token(force_reload=True))
+
+    async def publish_raw_card(self, model: RawSignedModel) -> Card:
+        """Publish a self-signed raw card; returns it verified, with the service signature."""
+        req = p.publish_request(model)
+        resp = await self._send(req)
+        return p.parse_publish_response(model, resp.content, self.verifier)
+
+    async def publish_card(
+        self,
+        private_key: PrivateKey,
+        *,
+        previous_card_id: str | None = None,
+        extra_fields: Mapping[str, Any] | None = None,
+    ) -> Card:
+        """Create, self-sign and publish a card for the token's identity."""
+        identity = token_identity(await self.tokens.get_token())
+        model = create_raw_card(
+            private_key, identity, previous_card_id=previous_card_id, extra_fields=extra_fields
+        )
+        return await self.publish_raw_card(model)
+
+    async def search_cards(self, identities: str | Iterable[str]) -> list[Card]:
+        """Verified cards of the identities (chunks of 50), heads with their chains attached."""
+        cards: list[Card] = []
+        for req in p.search_requests(identities):
+            asked = req.json["identities"]
+            resp = await self._send(req)
+            cards.extend(p.parse_search_response(asked, resp.content, self.verifier))
+        return cards
+
+    async def get_card(self, card_id: str) -> Card:
+        """The verified card with that id (``is_outdated`` if superseded or revoked)."""
+        req = p.get_request(card_id)
+        resp = await self._send(req)
+        return p.parse_get_response(card_id, resp.headers, resp.content, self.verifier)
+
+    async def revoke_card(self, card_id: str) -> None:
+        """Revoke one of the token identity's cards."""
+        await self._send(p.revoke_request(card_id))
+
+    async def get_outdated(self, card_ids: Iterable[str]) -> list[str]:
+        """Which of ``card_ids`` the service reports as outdated."""
+        req = p.outdated_request(card_ids)
+        resp = await self._send(req)
+        return p.parse_outdated_response(req.json["card_ids"], resp.content)
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncCardsClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,228 @@
+"""Caching JWT providers: a token callback → a cached JWT, refreshed shortly before it expires.
+
+Like Virgil's CachingJwtProvider: the callback (E3Kit's ``tokenCallback``) is called only when no
+token is cached, when the cached one expires within ``margin`` seconds (5 s by default, as
+Virgil), or when a caller forces a reload (e.g. after the service said "token expired").
+Concurrent refreshes are coalesced into a single callback call: threads wait on a lock and reuse
+the token the first one fetched; async callers share one task.
+
+``exp`` is read from the *unverified* JWT payload: this works for Virgil's VEDS512 JWTs and for
+Twilio's HS256 access tokens alike. The provider never trusts the token for anything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import inspect
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twilio_e2ee.errors import E2EEError, TokenError
+
+__all__ = [
+    "DEFAULT_MARGIN",
+    "AsyncCachingJwtProvider",
+    "CachingJwtProvider",
+    "MalformedTokenError",
+    "TokenCallbackError",
+    "token_expiry",
+    "token_identity",
+    "unverified_claims",
+]
+
+DEFAULT_MARGIN = 5.0
+MAX_TOKEN_LENGTH = 64 * 1024
+
+
+class MalformedTokenError(TokenError):
+    """The callback returned something that is not a JWT with a numeric ``exp`` claim."""
+
+
+class TokenCallbackError(TokenError):
+    """The token callback raised an exception that is not a twilio_e2ee error (see __cause__)."""
+
+
+def _b64url(segment: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise MalformedTokenError("token segment is not base64url") from None
+
+
+def unverified_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, decoded *without* checking its signature."""
+    if not isinstance(token, str):
+        raise MalformedTokenError(f"token must be a str, got {type(token).__name__}")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise MalformedTokenError("token is too long")
+    parts = token.strip().split(".")
+    if len(parts) != 3 or not all(parts[:2]):
+        raise MalformedTokenError("token is not a JWT (header.payload.signature)")
+    try:
+        payload = json.loads(_b64url(parts[1]))
+    except (ValueError, RecursionError):
+        raise MalformedTokenError("token payload is not JSON") from None
+    if not isinstance(payload, dict):
+        raise MalformedTokenError("token payload is not a JSON object")
+    return payload
+
+
+def token_expiry(token: str) -> float:
+    """The ``exp`` claim (Unix seconds) of a JWT, unverified."""
+    exp = unverified_claims(token).get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+        raise MalformedTokenError("token has no numeric 'exp' claim")
+    return float(exp)
+
+
+def token_identity(token: str) -> str:
+    """The identity a token names, unverified: Virgil's ``sub`` = ``identity-<id>``, or Twilio's
+    ``grants.identity``."""
+    claims = unverified_claims(token)
+    sub = claims.get("sub")
+    if isinstance(sub, str) and sub.startswith("identity-") and len(sub) > len("identity-"):
+        return sub[len("identity-") :]
+    grants = claims.get("grants")
+    if isinstance(grants, dict) and isinstance(grants.get("identity"), str):
+        return str(grants["identity"])
+    raise MalformedTokenError("token names no identity (no 'identity-…' sub, no grants.identity)")
+
+
+@dataclass(frozen=True)
+class _Cached:
+    token: str
+    expires_at: float
+
+
+def _check(token: object) -> _Cached:
+    if not isinstance(token, str):
+        raise MalformedTokenError(f"token callback returned {type(token).__name__}, not a str")
+    return _Cached(token, token_expiry(token))
+
+
+class CachingJwtProvider:
+    """Thread-safe caching provider over a synchronous zero-argument token callback."""
+
+    def __init__(
+        self,
+        callback: Callable[[], str],
+        *,
+        margin: float = DEFAULT_MARGIN,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not callable(callback):
+            raise TokenError("token callback must be callable")
+        self._callback = callback
+        self.margin = float(margin)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: _Cached | None = None
+        self._generation = 0
+        self.refresh_count = 0  # how many times the callback ran (for tests and diagnostics)
+
+    def _fresh(self, cached: _Cached | None) -> bool:
+        return cached is not None and cached.expires_at - self.margin > self._clock()
+
+    def get_token(self, force_reload: bool = False) -> str:
+        """The cached token, or a new one from the callback (forced with ``force_reload``)."""
+        cached = self._cached
+        if not force_reload and self._fresh(cached):
+            assert cached is not None
+            return cached.token
+        seen = self._generation
+        with self._lock:
+            # Another thread refreshed while we waited: reuse its token (coalescing).
+            if self._generation != seen and self._fresh(self._cached):
+                assert self._cached is not None
+                return self._cached.token
+            if not force_reload and self._fresh(self._cached):
+                assert self._cached is not None
+                return self._cached.token
+            try:
+                token = self._callback()
+            except E2EEError:
+                raise
+            except Exception as exc:
+                raise TokenCallbackError(f"token callback failed: {exc!r}") from exc
+            self.refresh_count += 1
+            cached = _check(token)
+            self._cached = cached
+            self._generation += 1
+            return cached.token
+
+    def identity(self) -> str:
+        """The identity named by the current token (unverified)."""
+        return token_identity(self.get_token())
+
+
+class AsyncCachingJwtProvider:
+    """Caching provider over an async (or plain) zero-argument token callback.
+
+    Concurrent callers that need a refresh await one shared task; cancelling one caller does not
+    cancel the refresh for the others.
+    """
+
+    def __init__(
+        self,
+        callback: Callable[[], Awaitable[str] | str],
+        *,
+        margin: float = DEFAULT_MARGIN,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not callable(callback):
+            raise TokenError("token callback must be callable")
+        self._callback = callback
+        self.margin = float(margin)
+        self._clock = clock
+        self._cached: _Cached | None = None
+        self._pending: asyncio.Task[_Cached] | None = None
+        self.refresh_count = 0
+
+    def _fresh(self, cached: _Cached | None) -> bool:
+        return cached is not None and cached.expires_at - self.margin > self._clock()
+
+    async def _refresh(self) -> _Cached:
+        try:
+            result = self._callback()
+            token = await result if inspect.isawaitable(result) else result
+        except E2EEError:
+            raise
+        except Exception as exc:
+            raise TokenCallbackError(f"token callback failed: {exc!r}") from exc
+        finally:
+            self.refresh_count += 1
+        cached = _check(token)
+        self._cached = cached
+        return cached
+
+    async def get_token(self, force_reload: bool = False) -> str:
+        """The cached token, or a new one from the callback (forced with ``force_reload``)."""
+        pending = self._pending
+        if pending is not None and pending.get_loop() is not asyncio.get_running_loop():
+            pending = self._pending = None  # left over from another event loop
+        if pending is None:
+            if not force_reload and self._fresh(self._cached):
+                assert self._cached is not None
+                return self._cached.token
+            pending = asyncio.ensure_future(self._refresh())
+            self._pending = pending
+
+            def clear(task: asyncio.Task[_Cached]) -> None:
+                if self._pending is task:
+                    self._pending = None
+                if not task.cancelled():
+                    task.exception()  # mark retrieved; callers re-raise it
+
+            pending.add_done_callback(clear)
+        cached = await asyncio.shield(pending)
+        return cached.token
+
+    async def identity(self) -> str:
+        """The identity named by the current token (unverified)."""
+        return token_identity(await self.get_token())
