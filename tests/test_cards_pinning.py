@@ -212,5 +212,6 @@ def test_safety_number_construction_is_as_documented() -> None:
     h = hashlib.sha512(b"\x00\x00" + der + b"alice").digest()
     for _ in range(5200):
         h = hashlib.sha512(h + der).digest()
-    expected = "".join(f"{int.from_bytes(h[i : i + 5], 'big') % 100000:05d}" for i in range(0, 30, 5))
+    chunks = [int.from_bytes(h[i : i + 5], "big") % 100000 for i in range(0, 30, 5)]
+    expected = "".join(f"{c:05d}" for c in chunks)
     assert fingerprint_digits("alice", key) == expected
