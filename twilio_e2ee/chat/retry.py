@@ -1,0 +1,274 @@
+"""Retries without loss or duplicates (sans-I/O policy + a small driver).
+
+Twilio answers 429 when a conversation exceeds its actions per second and 5xx on trouble; the
+`twilio` SDK does not retry either. Conversations messages have no idempotency key, so after an
+*uncertain* failure (5xx, timeout, connection dropped after the request was sent) the message may
+or may not exist. The driver then looks for the random client message id it put in the attributes
+among the conversation's recent messages before posting again.
+
+Classification:
+
+* ``REJECTED``  – the request was refused and not applied (429, 4xx): 429 is retried after the
+  delay Twilio asks for (``Retry-After``) or an exponential backoff; other 4xx are final.
+* ``UNCERTAIN`` – it may have been applied (5xx, lost answer): look up, then re-post if absent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Generic, TypeVar
+
+from twilio.base.exceptions import TwilioRestException
+
+from twilio_e2ee.chat.errors import DeliveryError, TwilioServiceError, TwilioUnavailableError
+
+__all__ = [
+    "FailureKind",
+    "RetryPolicy",
+    "classify",
+    "parse_retry_after",
+    "send_with_retry",
+    "send_with_retry_async",
+]
+
+T = TypeVar("T")
+
+RATE_LIMIT_CODES = frozenset({20429, 50063, 50074})
+
+
+class FailureKind(enum.Enum):
+    RETRY = "retry"  # refused, not applied: safe to post again after a delay
+    UNCERTAIN = "uncertain"  # may have been applied: look up before posting again
+    FATAL = "fatal"  # refused for good (bad request, auth...)
+
+
+def classify(exc: BaseException) -> FailureKind:
+    """How a failure of a create request must be handled."""
+    if isinstance(exc, TwilioRestException):
+        status = int(exc.status or 0)
+        if status == 429 or exc.code in RATE_LIMIT_CODES:
+            return FailureKind.RETRY
+        if status >= 500:
+            return FailureKind.UNCERTAIN
+        return FailureKind.FATAL
+    if _is_transport_error(exc):
+        return FailureKind.UNCERTAIN
+    return FailureKind.FATAL
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    """Connection reset, timeout, truncated answer: the request may have reached Twilio."""
+    try:
+        import requests
+
+        if isinstance(exc, requests.exceptions.RequestException):
+            return True
+    except ImportError:  # pragma: no cover - requests is a twilio dependency
+        pass
+    try:
+        import aiohttp
+
+        if isinstance(exc, aiohttp.ClientError):
+            return True
+    except ImportError:  # pragma: no cover - aiohttp is a twilio dependency
+        pass
+    return isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError))
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, honouring ``Retry-After`` (capped)."""
+
+    max_attempts: int = 8
+    base_delay: float = 0.25
+    max_delay: float = 8.0
+    multiplier: float = 2.0
+    jitter: float = 0.2  # +/- fraction of the computed delay
+    max_retry_after: float = 60.0  # never wait longer than this, whatever the server says
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Delay before attempt number `attempt + 1` (`attempt` counts from 1)."""
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        raw = min(self.max_delay, self.base_delay * self.multiplier ** max(0, attempt - 1))
+        spread = raw * self.jitter
+        return max(0.0, raw + random.uniform(-spread, spread))
+
+
+@dataclass
+class RetryReport(Generic[T]):
+    """What a send took: the result, attempts made, lookups made and the delays slept."""
+
+    result: T
+    attempts: int
+    lookups: int
+    delays: list[float]
+    recovered_by_lookup: bool
+
+
+def _final_error(exc: BaseException, client_message_id: str | None, uncertain: bool) -> Exception:
+    if isinstance(exc, TwilioRestException):
+        status, code, msg = int(exc.status or 0), exc.code, exc.msg
+    else:
+        status, code, msg = None, None, f"{type(exc).__name__}: {exc}"
+    if client_message_id is None:
+        return TwilioUnavailableError(
+            f"Twilio kept failing after retries (last error: {msg}); try again later",
+            status=status,
+            code=code,
+        )
+    text = f"message not delivered after retries (last error: {msg}); " + (
+        f"it may have been posted: look for client message id {client_message_id} "
+        "in the conversation before sending again"
+        if uncertain
+        else "nothing was posted; try again later"
+    )
+    return DeliveryError(
+        text,
+        client_message_id=client_message_id,
+        maybe_posted=uncertain,
+        status=status,
+        code=code,
+    )
+
+
+def _fatal_error(exc: BaseException) -> Exception:
+    if isinstance(exc, TwilioRestException):
+        return TwilioServiceError(
+            f"Twilio refused the message: {exc.msg} (HTTP {exc.status}, code {exc.code})",
+            status=int(exc.status or 0),
+            code=exc.code,
+        )
+    return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+
+
+def send_with_retry(
+    post: Callable[[], T],
+    lookup: Callable[[], T | None],
+    *,
+    client_message_id: str | None,
+    policy: RetryPolicy,
+    retry_after: Callable[[], float | None] = lambda: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RetryReport[T]:
+    """Post once, retrying per `policy`; after an uncertain failure, `lookup` decides.
+
+    `lookup` returns the already-stored message (by client message id) or None; its own failures
+    count as attempts. For idempotent reads pass ``client_message_id=None`` (exhaustion then
+    raises TwilioUnavailableError instead of DeliveryError). `retry_after` returns the last
+    answer's Retry-After, in seconds, if any.
+    """
+    delays: list[float] = []
+    lookups = 0
+    pending_lookup = False
+    last_exc: BaseException | None = None
+    uncertain_seen = False
+    for attempt in range(1, policy.max_attempts + 1):
+        try:
+            if pending_lookup:
+                lookups += 1
+                found = lookup()
+                if found is not None:
+                    return RetryReport(found, attempt, lookups, delays, True)
+                pending_lookup = False
+            return RetryReport(post(), attempt, lookups, delays, False)
+        except Exception as exc:
+            kind = classify(exc)
+            if kind is FailureKind.FATAL:
+                raise _fatal_error(exc) from exc
+            last_exc = exc
+            if kind is FailureKind.UNCERTAIN:
+                pending_lookup = uncertain_seen = True
+            hint = retry_after() if kind is FailureKind.RETRY else None
+            if attempt < policy.max_attempts:
+                delay = policy.delay(attempt, hint)
+                delays.append(delay)
+                sleep(delay)
+    assert last_exc is not None
+    if uncertain_seen:
+        # A last look, so an applied-but-unanswered create is never reported as failed.
+        try:
+            lookups += 1
+            found = lookup()
+        except Exception:
+            found = None
+        if found is not None:
+            return RetryReport(found, policy.max_attempts, lookups, delays, True)
+    raise _final_error(last_exc, client_message_id, uncertain_seen) from last_exc
+
+
+async def send_with_retry_async(
+    post: Callable[[], Awaitable[T]],
+    lookup: Callable[[], Awaitable[T | None]],
+    *,
+    client_message_id: str | None,
+    policy: RetryPolicy,
+    retry_after: Callable[[], float | None] = lambda: None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> RetryReport[T]:
+    """The async twin of :func:`send_with_retry` (same policy and guarantees)."""
+    delays: list[float] = []
+    lookups = 0
+    pending_lookup = False
+    last_exc: BaseException | None = None
+    uncertain_seen = False
+    for attempt in range(1, policy.max_attempts + 1):
+        try:
+            if pending_lookup:
+                lookups += 1
+                found = await lookup()
+                if found is not None:
+                    return RetryReport(found, attempt, lookups, delays, True)
+                pending_lookup = False
+            return RetryReport(await post(), attempt, lookups, delays, False)
+        except Exception as exc:
+            kind = classify(exc)
+            if kind is FailureKind.FATAL:
+                raise _fatal_error(exc) from exc
+            last_exc = exc
+            if kind is FailureKind.UNCERTAIN:
+                pending_lookup = uncertain_seen = True
+            hint = retry_after() if kind is FailureKind.RETRY else None
+            if attempt < policy.max_attempts:
+                delay = policy.delay(attempt, hint)
+                delays.append(delay)
+                await sleep(delay)
+    assert last_exc is not None
+    if uncertain_seen:
+        try:
+            lookups += 1
+            found = await lookup()
+        except Exception:
+            found = None
+        if found is not None:
+            return RetryReport(found, policy.max_attempts, lookups, delays, True)
+    raise _final_error(last_exc, client_message_id, uncertain_seen) from last_exc
