@@ -51,7 +51,9 @@ def strip_notebook(nb: Notebook) -> Notebook:
     for key in _VOLATILE_NOTEBOOK_METADATA:
         nb.get("metadata", {}).pop(key, None)
     nb.setdefault("metadata", {})["kernelspec"] = dict(KERNELSPEC)
-    for cell in nb.get("cells", []):
+    for index, cell in enumerate(nb.get("cells", [])):
+        if "id" in cell:
+            cell["id"] = str(index)  # stable ids, as nbstripout numbers them
         meta = cell.setdefault("metadata", {})
         for key in _VOLATILE_CELL_METADATA:
             meta.pop(key, None)
