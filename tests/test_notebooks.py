@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from twilio_e2ee.credentials import ENV_NAMES
-from twilio_e2ee.notebook.strip import GOLDEN_TAG, notebook_problems, strip_notebook
+from twilio_e2ee.notebook.strip import GOLDEN_TAG, KERNELSPEC, notebook_problems, strip_notebook
 
 pytest.importorskip("nbval")
 
@@ -154,7 +154,7 @@ def test_notebook_suite_time() -> None:
     assert total < SUITE_LIMIT, f"notebook suite took {total:.1f} s"
 
 
-# --- the checking machinery itself can fail ---------------------------------------------------------
+# --- the checking machinery itself can fail --------------------------------------------------
 
 
 def _golden_notebook(stored: str, code: str) -> dict[str, Any]:
@@ -169,8 +169,7 @@ def _golden_notebook(stored: str, code: str) -> dict[str, Any]:
                 "source": code,
             }
         ],
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                    "name": "python3"}},  # fmt: skip
+        "metadata": {"kernelspec": dict(KERNELSPEC)},
         "nbformat": 4,
         "nbformat_minor": 5,
     }

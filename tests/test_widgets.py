@@ -9,15 +9,15 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from mock_services.journal import Journal, JournalEntry  # noqa: E402
-from twilio_e2ee import crypto  # noqa: E402
-from twilio_e2ee.errors import ConfigurationError, E2EEError  # noqa: E402
-from twilio_e2ee.notebook import display  # noqa: E402
-from twilio_e2ee.notebook.chat import ChatLine, ChatWorkbench  # noqa: E402
-from twilio_e2ee.notebook.inspector import Inspector  # noqa: E402
-from twilio_e2ee.notebook.magics import e2ee_stack  # noqa: E402
-from twilio_e2ee.notebook.progress import ProgressBar  # noqa: E402
-from twilio_e2ee.notebook.wire import WireView, message_row  # noqa: E402
+from mock_services.journal import Journal, JournalEntry
+from twilio_e2ee import crypto
+from twilio_e2ee.errors import ConfigurationError, E2EEError
+from twilio_e2ee.notebook import display
+from twilio_e2ee.notebook.chat import ChatLine, ChatWorkbench
+from twilio_e2ee.notebook.inspector import Inspector
+from twilio_e2ee.notebook.magics import e2ee_stack
+from twilio_e2ee.notebook.progress import ProgressBar
+from twilio_e2ee.notebook.wire import WireView, message_row
 
 CH = "CH" + "1" * 32
 
