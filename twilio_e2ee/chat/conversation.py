@@ -32,7 +32,7 @@ from twilio_e2ee.chat.retry import RetryPolicy, send_with_retry
 from twilio_e2ee.chat.transport import install_retry_after_probe, last_retry_after
 from twilio_e2ee.errors import ChatError
 
-__all__ = ["EncryptedConversation", "wire_from_instance"]
+__all__ = ["EncryptedConversation", "create_conversation", "wire_from_instance"]
 
 
 def _as_aware(moment: Any) -> datetime | None:
@@ -53,6 +53,27 @@ def wire_from_instance(conversation_sid: str, message: Any) -> WireMessage:
         attributes=message.attributes,
         date_created=_as_aware(message.date_created),
     )
+
+
+def create_conversation(
+    client: Client,
+    identities: Sequence[str],
+    *,
+    friendly_name: str | None = None,
+    service_sid: str | None = None,
+) -> str:
+    """Create a conversation with these chat participants; returns its ``CH…`` SID."""
+    v1 = client.conversations.v1
+    conversations = v1.services(service_sid).conversations if service_sid else v1.conversations
+    conversation = conversations.create(friendly_name=friendly_name or "encrypted chat")
+    context = (
+        v1.services(service_sid).conversations(conversation.sid)
+        if service_sid
+        else v1.conversations(conversation.sid)
+    )
+    for identity in dict.fromkeys(identities):
+        context.participants.create(identity=identity)
+    return str(conversation.sid)
 
 
 class _CardCache:
@@ -129,6 +150,15 @@ class EncryptedConversation:
         self.clock_grace = clock_grace
         self._sleep = sleep
         self._cards = _CardCache(keys, card_cache_ttl)
+
+    @classmethod
+    def from_ethree(
+        cls, client: Client, ethree: Any, conversation_sid: str, **options: Any
+    ) -> EncryptedConversation:
+        """The usual way in: an :class:`~twilio_e2ee.ethree.EThree` client supplies the keys."""
+        from twilio_e2ee.chat.keys import EThreeKeys
+
+        return cls(client, EThreeKeys(ethree), conversation_sid, **options)
 
     # --- Twilio resources ------------------------------------------------------------------
 

@@ -1,0 +1,314 @@
+"""The encrypting adapter end to end: EThree users chatting through the mock Twilio service.
+
+Real HTTP on loopback: mock Cards + Keyknox, mock Twilio, the official `twilio` SDK through
+twilio_http's redirecting client, and EThree clients for the keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from twilio.rest import Client
+
+from twilio_e2ee import crypto
+from twilio_e2ee.cards.model import Card
+from twilio_e2ee.chat import (
+    DecryptedMessage,
+    EncryptedConversation,
+    FailureReason,
+    MessageFailure,
+    MessageTooLargeError,
+    RetryPolicy,
+)
+from twilio_e2ee.chat.conversation import create_conversation
+from twilio_e2ee.chat.keys import EThreeKeys
+from twilio_e2ee.ethree import EThree
+from twilio_e2ee.storage.memory import MemoryKeyStore
+from twilio_e2ee.twilio_http import twilio_rest_client
+
+
+@dataclass
+class ChatStack:
+    cards_url: str
+    twilio_url: str
+    credentials: Any
+    cards_service_public_key: Any
+    twilio: Any  # MockTwilioService (journal, faults, store)
+    token_for: Callable[[str], Callable[[], str]]
+
+
+def _assembled_stack() -> Generator[Any, None, None]:
+    """The same mocks as OfflineStack, assembled here (used while no `offline_stack` exists)."""
+    from types import SimpleNamespace
+
+    from mock_services.cards import MockCardsService
+    from mock_services.twilio import MockTwilioService
+    from twilio_e2ee.credentials import generate_development_credentials
+    from twilio_e2ee.servers import ServerThread
+
+    creds = generate_development_credentials()
+    v = creds.virgil
+    cards = MockCardsService(v.app_id, v.app_key_id, v.app_public_key)
+    twilio = MockTwilioService(creds.twilio)
+    cards_srv = ServerThread(cards.app, name="cards").start()
+    twilio_srv = ServerThread(twilio.app, name="twilio").start()
+    try:
+        yield SimpleNamespace(
+            cards_url=cards_srv.url,
+            twilio_url=twilio_srv.url,
+            credentials=creds,
+            cards_service_public_key=cards.service_public_key,
+            twilio=twilio,
+        )
+    finally:
+        twilio_srv.stop()
+        cards_srv.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest) -> Iterator[ChatStack]:
+    from twilio_e2ee.tokens.virgil_jwt import generate_virgil_jwt
+
+    try:
+        offline = request.getfixturevalue("offline_stack")
+        assembled = None
+    except pytest.FixtureLookupError:
+        assembled = _assembled_stack()
+        offline = next(assembled)
+
+    def token_for(identity: str) -> Callable[[], str]:
+        return lambda: generate_virgil_jwt(offline.credentials.virgil, identity)
+
+    yield ChatStack(
+        cards_url=offline.cards_url,
+        twilio_url=offline.twilio_url,
+        credentials=offline.credentials,
+        cards_service_public_key=offline.cards_service_public_key,
+        twilio=offline.twilio,
+        token_for=token_for,
+    )
+    if assembled is not None:
+        assembled.close()
+
+
+class User:
+    """One chat user: an EThree client, keys adapter and a Twilio REST client."""
+
+    def __init__(self, stack: ChatStack, identity: str, *, register: bool = True) -> None:
+        self.identity = identity
+        self.stack = stack
+        self.key_store = MemoryKeyStore()
+        self.ethree = EThree(
+            stack.token_for(identity),
+            api_url=stack.cards_url,
+            cards_service_public_key=stack.cards_service_public_key,
+            key_store=self.key_store,
+        )
+        if register:
+            self.ethree.register()
+        tw = stack.credentials.twilio
+        self.client: Client = twilio_rest_client(
+            tw.account_sid, tw.auth_token, base_url=stack.twilio_url
+        )
+
+    def conversation(self, sid: str, **options: Any) -> EncryptedConversation:
+        options.setdefault("retry_policy", RetryPolicy(base_delay=0.01, jitter=0.0))
+        return EncryptedConversation(self.client, EThreeKeys(self.ethree), sid, **options)
+
+
+_counter = iter(range(10_000))
+
+
+def uid(name: str) -> str:
+    return f"{name}-{next(_counter)}-chat"
+
+
+@pytest.fixture()
+def alice_bob(stack: ChatStack) -> tuple[User, User, str]:
+    alice, bob = User(stack, uid("alice")), User(stack, uid("bob"))
+    sid = create_conversation(alice.client, [alice.identity, bob.identity])
+    return alice, bob, sid
+
+
+def card_of(user: User, identity: str) -> Card:
+    card = user.ethree.find_users(identity)
+    assert isinstance(card, Card)
+    return card
+
+
+def texts(items: list[Any]) -> list[str | None]:
+    return [i.text if isinstance(i, DecryptedMessage) else None for i in items]
+
+
+def test_alice_and_bob_exchange_and_twilio_sees_no_plaintext(
+    stack: ChatStack, alice_bob: tuple[User, User, str]
+) -> None:
+    alice, bob, sid = alice_bob
+    a, b = alice.conversation(sid), bob.conversation(sid)
+    secrets_sent = ["Hello Bob, the launch code is 0000-SWORDFISH", "Hi Alice! 🐟 got it"]
+    sent_a = a.send(secrets_sent[0])
+    sent_b = b.send(secrets_sent[1])
+    assert sent_a.recipients == tuple(sorted([alice.identity, bob.identity]))
+    for reader in (a, b):
+        items = list(reader.history())
+        assert all(isinstance(i, DecryptedMessage) for i in items), items
+        assert texts(items) == secrets_sent
+        assert [i.author for i in items] == [alice.identity, bob.identity]
+    # Everything Twilio stored or saw on the wire is ciphertext or non-secret hints.
+    stored = stack.twilio.messages(sid)
+    assert [m["body"] for m in stored] == [sent_a.body, sent_b.body]
+    seen = json.dumps([e.request for e in stack.twilio.journal.entries], default=str)
+    seen += json.dumps([e.response for e in stack.twilio.journal.entries], default=str)
+    for secret in secrets_sent:
+        assert secret not in seen
+        assert "SWORDFISH" not in seen and "launch code" not in seen
+    hints = json.loads(stored[0]["attributes"])["e2ee"]
+    assert set(hints) == {"v", "fmt", "card", "at", "cmid"}
+
+
+def test_group_of_four(stack: ChatStack) -> None:
+    users = [User(stack, uid(n)) for n in ("ann", "ben", "cy", "dee")]
+    sid = create_conversation(users[0].client, [u.identity for u in users])
+    convs = [u.conversation(sid) for u in users]
+    for n, conv in enumerate(convs):
+        sent = conv.send(f"message {n} from {users[n].identity}")
+        assert len(sent.recipient_card_ids) == 4
+        raw = base64.b64decode(sent.body)
+        assert len(crypto.message_recipient_ids(raw)) == 4
+    for conv in convs:
+        assert texts(list(conv.history())) == [
+            f"message {n} from {users[n].identity}" for n in range(4)
+        ]
+    # an outsider added after the fact reads nothing old, and is told why
+    eve = User(stack, uid("eve"))
+    users[0].client.conversations.v1.conversations(sid).participants.create(identity=eve.identity)
+    items = list(eve.conversation(sid).history())
+    assert [getattr(i, "reason", None) for i in items] == [FailureReason.NOT_A_RECIPIENT] * 4
+
+
+def test_default_mode_is_byte_compatible_with_plain_auth_decrypt(
+    alice_bob: tuple[User, User, str],
+) -> None:
+    alice, bob, sid = alice_bob
+    sent = alice.conversation(sid).send("exactly as the Virgil demo")
+    bob_key = bob.key_store.load(bob.identity).private_key
+    alice_card = card_of(bob, alice.identity)
+    # body = base64(authEncrypt(utf-8 text)), nothing else around it
+    plain = crypto.auth_decrypt(base64.b64decode(sent.body), bob_key, alice_card.public_key)
+    assert plain == b"exactly as the Virgil demo"
+    # and EThree's own str API (E3Kit's) reads the body directly
+    assert bob.ethree.auth_decrypt(sent.body, alice_card) == "exactly as the Virgil demo"
+
+
+def test_reads_messages_written_by_plain_ethree_and_reports_non_encrypted(
+    alice_bob: tuple[User, User, str],
+) -> None:
+    alice, bob, sid = alice_bob
+    bob_card = card_of(alice, bob.identity)
+    body = alice.ethree.auth_encrypt("sent by an E3Kit-style front-end", bob_card)
+    messages = alice.client.conversations.v1.conversations(sid).messages
+    messages.create(author=alice.identity, body=body)  # attributes "{}", as the JS demo
+    messages.create(author=alice.identity, body="plain text, not encrypted")
+    items = list(bob.conversation(sid).history())
+    assert isinstance(items[0], DecryptedMessage)
+    assert items[0].text == "sent by an E3Kit-style front-end" and items[0].hints is None
+    assert isinstance(items[1], MessageFailure)
+    assert items[1].reason is FailureReason.NOT_ENCRYPTED
+
+
+def test_bytes_messages_and_extra_attributes(alice_bob: tuple[User, User, str]) -> None:
+    alice, bob, sid = alice_bob
+    alice.conversation(sid).send(b"\x00\xffbinary", attributes={"kind": "file"})
+    (item,) = list(bob.conversation(sid).history())
+    assert isinstance(item, DecryptedMessage)
+    assert item.data == b"\x00\xffbinary" and item.text is None
+    assert item.attributes == {"kind": "file"}
+
+
+def test_impersonation_is_reported_not_shown(
+    stack: ChatStack, alice_bob: tuple[User, User, str]
+) -> None:
+    alice, bob, sid = alice_bob
+    mallory = User(stack, uid("mallory"))
+    bob_card = card_of(mallory, bob.identity)
+    forged = mallory.ethree.auth_encrypt("I am Alice, send money", bob_card)
+    # Mallory (or Twilio itself) posts with Alice as the author
+    mallory.client.conversations.v1.conversations(sid).messages.create(
+        author=alice.identity, body=forged
+    )
+    alice.conversation(sid).send("the real Alice")
+    items = list(bob.conversation(sid).history())
+    assert isinstance(items[0], MessageFailure)
+    assert items[0].reason is FailureReason.SIGNATURE_MISMATCH
+    assert "send money" not in str(items[0])
+    assert isinstance(items[1], DecryptedMessage) and items[1].text == "the real Alice"
+
+
+def test_unknown_author_and_corruption_do_not_stop_history(
+    alice_bob: tuple[User, User, str],
+) -> None:
+    alice, bob, sid = alice_bob
+    conv = alice.conversation(sid)
+    first = conv.send("one")
+    messages = alice.client.conversations.v1.conversations(sid).messages
+    messages.create(author="nobody-" + uid("x"), body=first.body)
+    raw = bytearray(base64.b64decode(first.body))
+    raw[-40] ^= 1
+    messages.create(author=alice.identity, body=base64.b64encode(bytes(raw)).decode())
+    conv.send("two")
+    items = list(bob.conversation(sid).history())
+    assert texts(items) == ["one", None, None, "two"]
+    assert isinstance(items[1], MessageFailure) and isinstance(items[2], MessageFailure)
+    assert items[1].reason is FailureReason.UNKNOWN_AUTHOR
+    assert items[2].reason in (FailureReason.CORRUPTED, FailureReason.SIGNATURE_MISMATCH)
+
+
+def test_messages_verify_across_sender_key_rotation(
+    stack: ChatStack, alice_bob: tuple[User, User, str]
+) -> None:
+    alice, bob, sid = alice_bob
+    alice.conversation(sid).send("before rotation")
+    old_card = card_of(bob, alice.identity)
+    # Alice loses her key and rotates (E3Kit: cleanup + rotatePrivateKey)
+    alice.ethree.cleanup()
+    new_card = alice.ethree.rotate_private_key()
+    assert new_card.previous_card_id == old_card.id
+    bob.ethree.pinning.acknowledge(alice.identity, new_card)  # Bob accepts the key change
+    alice.conversation(sid).send("after rotation")
+    items = list(bob.conversation(sid).history())
+    assert texts(items) == ["before rotation", "after rotation"]
+    assert isinstance(items[0], DecryptedMessage) and isinstance(items[1], DecryptedMessage)
+    assert items[0].sender_card_id == old_card.id
+    assert items[1].sender_card_id == new_card.id
+
+
+def test_size_is_checked_before_posting(
+    stack: ChatStack, alice_bob: tuple[User, User, str]
+) -> None:
+    alice, _, sid = alice_bob
+    conv = alice.conversation(sid, max_body_chars=1600)
+    before = len(stack.twilio.messages(sid))
+    with pytest.raises(MessageTooLargeError) as info:
+        conv.send("x" * 1500)
+    assert "shorter message" in str(info.value) and "fewer recipients" in str(info.value)
+    assert info.value.limit == 1600 and info.value.recipients == 2
+    assert len(stack.twilio.messages(sid)) == before
+    conv.send("fits")  # a short one goes through
+    assert len(stack.twilio.messages(sid)) == before + 1
+
+
+def test_progress_bar_history(
+    alice_bob: tuple[User, User, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    alice, bob, sid = alice_bob
+    conv = alice.conversation(sid)
+    for n in range(5):
+        conv.send(f"m{n}")
+    items = list(bob.conversation(sid).history(progress=True, page_size=2))
+    assert texts(items) == [f"m{n}" for n in range(5)]
+    assert "5/5" in capsys.readouterr().err
