@@ -16,14 +16,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import platform
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from twilio_e2ee import __version__
+from twilio_e2ee.cards.protocol import virgil_agent
 from twilio_e2ee.errors import MalformedInputError
 from twilio_e2ee.keyknox.errors import (
     CODE_INVALID_PREVIOUS_HASH,
@@ -56,7 +55,6 @@ __all__ = [
 DEFAULT_API_URL = "https://api.virgilsecurity.com"
 HASH_HEADER = "Virgil-Keyknox-Hash"
 PREVIOUS_HASH_HEADER = "Virgil-Keyknox-Previous-Hash"
-VIRGIL_AGENT = f"twilio_e2ee;python;{platform.system().lower() or 'unknown'};{__version__}"
 MAX_NAME_LENGTH = 1024
 
 T = TypeVar("T")
@@ -101,10 +99,10 @@ class KeyknoxRequest:
     body: dict[str, Any]
     previous_hash: str | None = None
 
-    def headers(self, token: str, agent: str = VIRGIL_AGENT) -> dict[str, str]:
+    def headers(self, token: str, agent: str | None = None) -> dict[str, str]:
         headers = {
             "Authorization": f"Virgil {token}",
-            "Virgil-Agent": agent,
+            "Virgil-Agent": agent or virgil_agent(),
             "Content-Type": "application/json",
         }
         if self.previous_hash:
