@@ -117,7 +117,7 @@ def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dic
 # --- happy path -------------------------------------------------------------------------------
 
 
-def test_signup_login_and_both_tokens(backend: Any, creds: StackCredentials) -> None:
+def test_signup_login_and_both_tokens(backend: Any, creds: StackCredentials, clock: Clock) -> None:
     client, state, _ = backend
     signup(client)
     r = client.post("/authenticate", json={"identity": "alice", "password": PASSWORD})
@@ -131,10 +131,12 @@ def test_signup_login_and_both_tokens(backend: Any, creds: StackCredentials) -> 
         app_public_key=creds.virgil.app_public_key,
         app_key_id=creds.virgil.app_key_id,
         app_id=creds.virgil.app_id,
+        now=clock.now,
     )
     assert jwt.identity == "alice" and jwt.expires_at - jwt.issued_at == 1200
+    assert jwt.issued_at == int(clock.now)  # minted on the backend's clock
     twilio = client.get("/twilio-jwt", token).json()["twilioToken"]
-    access = verify_twilio_access_token_with(twilio, creds.twilio)
+    access = verify_twilio_access_token_with(twilio, creds.twilio, now=clock.now)
     assert access.identity == "alice" and access.service_sid == creds.twilio.service_sid
     assert access.expires_at - (access.not_before or 0) == 3600
     assert client.get("/me", token).json()["identity"] == "alice"
@@ -260,7 +262,9 @@ def test_logout_bad_body_changes_nothing(backend: Any) -> None:
         {"headers": {"X-Identity": "bob", "Cookie": "identity=bob"}},
     ],
 )
-def test_identity_injection_ignored(backend: Any, creds: StackCredentials, inject: Any) -> None:
+def test_identity_injection_ignored(
+    backend: Any, creds: StackCredentials, clock: Clock, inject: Any
+) -> None:
     client, _, _ = backend
     token = signup(client)
     signup(client, "bob")
@@ -270,11 +274,12 @@ def test_identity_injection_ignored(backend: Any, creds: StackCredentials, injec
             virgil,
             app_public_key=creds.virgil.app_public_key,
             app_key_id=creds.virgil.app_key_id,
+            now=clock.now,
         ).identity
         == "alice"
     )
     twilio = client.get("/twilio-jwt", token, **inject).json()["twilioToken"]
-    assert verify_twilio_access_token_with(twilio, creds.twilio).identity == "alice"
+    assert verify_twilio_access_token_with(twilio, creds.twilio, now=clock.now).identity == "alice"
 
 
 @pytest.mark.parametrize(

@@ -230,14 +230,20 @@ class Backend:
 
     async def virgil_jwt(self, request: Request, session: Session) -> Response:
         token = generate_virgil_jwt(
-            self.config.credentials.virgil, session.identity, ttl=self.config.virgil_token_ttl
+            self.config.credentials.virgil,
+            session.identity,
+            ttl=self.config.virgil_token_ttl,
+            now=self.config.clock(),
         )
         self.mints["virgil"] += 1
         return JSONResponse({"virgilToken": token})
 
     async def twilio_jwt(self, request: Request, session: Session) -> Response:
         token = create_twilio_access_token(
-            self.config.credentials.twilio, session.identity, ttl=self.config.twilio_token_ttl
+            self.config.credentials.twilio,
+            session.identity,
+            ttl=self.config.twilio_token_ttl,
+            now=self.config.clock(),
         )
         self.mints["twilio"] += 1
         return JSONResponse({"twilioToken": token})
