@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,13 +30,15 @@ from twilio_e2ee.cards import (
 )
 from twilio_e2ee.cards.protocol import CardsRequest, search_requests
 from twilio_e2ee.crypto import PrivateKey, generate_key_pair
+from twilio_e2ee.errors import ConfigurationError
+from twilio_e2ee.tokens.providers import AsyncCachingJwtProvider, CachingJwtProvider
 
 
 def jwt_for(identity: str, n: int = 0) -> str:
     def seg(obj: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
-    claims = {"sub": f"identity-{identity}", "exp": time.time() + 600, "n": n}
+    claims = {"sub": f"identity-{identity}", "exp": 4102444800, "n": n}  # year 2100
     return f"{seg({'alg': 'VEDS512'})}.{seg(claims)}.c2ln"
 
 
@@ -298,3 +299,34 @@ def test_async_client() -> None:
 
     (head,) = asyncio.run(main())
     assert head.previous_card is not None and len(issued) == 2
+
+
+def test_token_sources_and_configuration_errors() -> None:
+    class Provider:
+        def __init__(self) -> None:
+            self.calls: list[bool] = []
+
+        def get_token(self, force_reload: bool = False) -> str:
+            self.calls.append(force_reload)
+            return jwt_for("alice", len(self.calls))
+
+    fake = FakeCards(SERVICE)
+    provider = Provider()
+    client = make_client(fake)
+    client.tokens = provider  # any object with get_token(force_reload=...) works
+    fake.expired_tokens.add(jwt_for("alice", 1))
+    assert client.search_cards("alice") == []
+    assert provider.calls == [False, True]
+    assert CardsClient(provider).tokens is provider
+
+    async def acb() -> str:
+        return jwt_for("alice")
+
+    with pytest.raises(ConfigurationError):
+        CardsClient(AsyncCachingJwtProvider(acb))
+    with pytest.raises(ConfigurationError):
+        AsyncCardsClient(CachingJwtProvider(lambda: jwt_for("a")))
+    with pytest.raises(ConfigurationError):
+        CardsClient(42)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        CardsClient(lambda: jwt_for("a"), base_url="ftp://cards.test")

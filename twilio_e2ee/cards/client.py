@@ -10,6 +10,7 @@ verification is never switched off because of the URL.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -23,7 +24,9 @@ from twilio_e2ee.crypto.keys import PrivateKey, PublicKey
 from twilio_e2ee.errors import ConfigurationError
 from twilio_e2ee.tokens.providers import (
     AsyncCachingJwtProvider,
+    AsyncTokenProvider,
     CachingJwtProvider,
+    TokenProvider,
     token_identity,
 )
 
@@ -43,6 +46,30 @@ def _make_verifier(
             )
         return verifier
     return CardVerifier(service_public_key)
+
+
+def _sync_provider(token: object) -> TokenProvider:
+    if isinstance(token, AsyncCachingJwtProvider) or inspect.iscoroutinefunction(
+        getattr(token, "get_token", None)
+    ):
+        raise ConfigurationError("CardsClient needs a synchronous token provider or callback")
+    if callable(getattr(token, "get_token", None)):
+        return token  # type: ignore[return-value]
+    if callable(token):
+        return CachingJwtProvider(token)  # type: ignore[arg-type]
+    raise ConfigurationError("token must be a token provider or a zero-argument callable")
+
+
+def _async_provider(token: object) -> AsyncTokenProvider:
+    if inspect.iscoroutinefunction(getattr(token, "get_token", None)):
+        return token  # type: ignore[return-value]
+    if isinstance(token, CachingJwtProvider):
+        raise ConfigurationError(
+            "AsyncCardsClient needs an async token provider (AsyncCachingJwtProvider) or callback"
+        )
+    if callable(token):
+        return AsyncCachingJwtProvider(token)  # type: ignore[arg-type]
+    raise ConfigurationError("token must be a token provider or a zero-argument callable")
 
 
 def _headers(token: str) -> dict[str, str]:
@@ -84,7 +111,7 @@ class CardsClient(_Base):
 
     def __init__(
         self,
-        token: CachingJwtProvider | Callable[[], str],
+        token: TokenProvider | Callable[[], str],
         *,
         base_url: str = DEFAULT_API_URL,
         verifier: CardVerifier | None = None,
@@ -93,7 +120,7 @@ class CardsClient(_Base):
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__(base_url, verifier, service_public_key)
-        self.tokens = token if isinstance(token, CachingJwtProvider) else CachingJwtProvider(token)
+        self.tokens = _sync_provider(token)
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.Client(timeout=timeout)
 
@@ -177,7 +204,7 @@ class AsyncCardsClient(_Base):
 
     def __init__(
         self,
-        token: AsyncCachingJwtProvider | Callable[[], Awaitable[str] | str],
+        token: AsyncTokenProvider | Callable[[], Awaitable[str] | str],
         *,
         base_url: str = DEFAULT_API_URL,
         verifier: CardVerifier | None = None,
@@ -186,9 +213,7 @@ class AsyncCardsClient(_Base):
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__(base_url, verifier, service_public_key)
-        self.tokens = (
-            token if isinstance(token, AsyncCachingJwtProvider) else AsyncCachingJwtProvider(token)
-        )
+        self.tokens = _async_provider(token)
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
 

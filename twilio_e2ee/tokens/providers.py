@@ -21,16 +21,18 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from twilio_e2ee.errors import E2EEError, TokenError
 
 __all__ = [
     "DEFAULT_MARGIN",
     "AsyncCachingJwtProvider",
+    "AsyncTokenProvider",
     "CachingJwtProvider",
     "MalformedTokenError",
     "TokenCallbackError",
+    "TokenProvider",
     "token_expiry",
     "token_identity",
     "unverified_claims",
@@ -38,6 +40,18 @@ __all__ = [
 
 DEFAULT_MARGIN = 5.0
 MAX_TOKEN_LENGTH = 64 * 1024
+
+
+class TokenProvider(Protocol):
+    """Anything with ``get_token(force_reload=False) -> str`` (e.g. CachingJwtProvider)."""
+
+    def get_token(self, force_reload: bool = False) -> str: ...
+
+
+class AsyncTokenProvider(Protocol):
+    """Anything with ``async get_token(force_reload=False) -> str``."""
+
+    async def get_token(self, force_reload: bool = False) -> str: ...
 
 
 class MalformedTokenError(TokenError):
