@@ -54,7 +54,9 @@ class AppClient:
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app, client=(self.address, 40000))
+            transport = httpx.ASGITransport(
+                app=self.app, client=(self.address, 40000), raise_app_exceptions=False
+            )
             async with httpx.AsyncClient(transport=transport, base_url="http://backend") as c:
                 return await c.request(method, path, **kw)
 
@@ -423,6 +425,37 @@ def test_development_accepts_sample_signin(
     assert_error(client.post("/authenticate", json={"identity": "bob"}), 401, "password_required")
     assert_error(client.post("/authenticate", json={"identity": ""}), 400)
     assert state.mints == {"virgil": 1}
+    # Claiming the identity with a password ends its password-less sessions.
+    signup(client, "alice")
+    assert_error(client.get("/virgil-jwt", token), 401, "session_revoked")
+
+
+def test_concurrent_signups_for_one_identity(backend: Any) -> None:
+    client, state, _ = backend
+
+    async def race() -> list[int]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://backend") as c:
+            body = {"identity": "alice", "password": PASSWORD}
+            answers = await asyncio.gather(*(c.post("/signup", json=body) for _ in range(6)))
+        return sorted(r.status_code for r in answers)
+
+    assert asyncio.run(race()) == [201, 409, 409, 409, 409, 409]
+    assert state.users.count() == 1 and state.sessions.live_count() == 1
+
+
+def test_internal_errors_are_json_500(backend: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    client, _, _ = backend
+    token = signup(client)
+    import twilio_e2ee.backend.app as app_module
+
+    def boom(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(app_module, "generate_virgil_jwt", boom)
+    r = client.get("/virgil-jwt", token)
+    assert r.status_code == 500
+    assert r.json() == {"error": "internal server error", "code": "internal"}
 
 
 def test_cors_like_the_sample(backend: Any) -> None:

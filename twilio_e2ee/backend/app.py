@@ -173,6 +173,8 @@ class Backend:
             await run_in_threadpool(self._hash_call, lambda: self.users.create(identity, password))
         except IdentityTakenError:
             raise ApiError(409, "identity is already registered", "identity_taken") from None
+        # The identity is now password-protected: end any password-less (development) sessions.
+        self.sessions.revoke_all(identity)
         session = self.sessions.create(identity)
         log.info("signed up %r", identity)
         return JSONResponse(self._session_body(session), status_code=201)
