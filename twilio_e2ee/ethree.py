@@ -116,8 +116,8 @@ class EThree:
 
     Args:
         token_callback: zero-argument callable returning a Virgil JWT (E3Kit's ``tokenCallback``),
-            e.g. ``BackendClient.virgil_token``; wrapped in a caching provider. The identity is
-            the token's ``sub`` minus ``identity-``.
+            e.g. ``BackendClient.fetch_virgil_jwt``; wrapped in a caching provider (or pass a
+            ``CachingJwtProvider``). The identity is the token's ``sub`` minus ``identity-``.
         api_url: base URL of the Cards and Keyknox services (E3Kit's ``apiUrl``).
         cards_service_public_key: the key the Cards service signs cards with; Virgil's by
             default. The bundled mock has its own (``OfflineStack.cards_service_public_key``).
@@ -146,16 +146,21 @@ class EThree:
             check_callback(token_callback)
             self.tokens = CachingJwtProvider(token_callback)
         self._core = make_core(key_store, pin_store, backup_params)
+        # The identity first (E3Kit's initialize fetches a token): a bad callback fails here.
+        self.identity: str = self._run(self._core.resolve_identity())
         self._http = http_client or httpx.Client(timeout=timeout)
         self._owns_http = http_client is None
-        self.cards = CardsClient(
-            self.tokens,
-            base_url=api_url,
-            service_public_key=cards_service_public_key,
-            http_client=self._http,
-        )
-        self.keyknox = KeyknoxClient(self.tokens, api_url, http_client=self._http)
-        self.identity: str = self._run(self._core.resolve_identity())
+        try:
+            self.cards = CardsClient(
+                self.tokens,
+                base_url=api_url,
+                service_public_key=cards_service_public_key,
+                http_client=self._http,
+            )
+            self.keyknox = KeyknoxClient(self.tokens, api_url, http_client=self._http)
+        except BaseException:
+            self.close()
+            raise
 
     @classmethod
     def initialize(cls, token_callback: Callable[[], str], **options: Any) -> EThree:

@@ -32,7 +32,7 @@ from twilio_e2ee.ethree_core import (
     drive_async,
 )
 from twilio_e2ee.keyknox.backup import Argon2Params
-from twilio_e2ee.keyknox.client import AsyncKeyknoxClient
+from twilio_e2ee.keyknox.client import AsyncKeyknoxClient, check_api_url
 from twilio_e2ee.storage.base import KeyStore
 from twilio_e2ee.tokens.providers import AsyncCachingJwtProvider
 
@@ -66,6 +66,7 @@ class AsyncEThree:
             check_callback(token_callback)
             self.tokens = AsyncCachingJwtProvider(token_callback)
         self._core = make_core(key_store, pin_store, backup_params)
+        check_api_url(api_url)  # before an HTTP client exists, so a bad URL leaks nothing
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
         self._owns_http = http_client is None
         self.cards = AsyncCardsClient(

@@ -47,6 +47,7 @@ __all__ = [
     "build_pull",
     "build_push",
     "build_reset",
+    "check_api_url",
     "parse_keys",
     "parse_reset",
     "parse_value",
@@ -302,7 +303,7 @@ def _token_text(token: object) -> str:
     )
 
 
-def _url(api_url: str) -> str:
+def check_api_url(api_url: str) -> str:
     if not isinstance(api_url, str) or not api_url.startswith(("http://", "https://")):
         raise MalformedInputError(f"api_url must be an http(s) URL, got {api_url!r}")
     return api_url.rstrip("/")
@@ -320,7 +321,7 @@ class KeyknoxClient:
         timeout: float = 30.0,
     ) -> None:
         self._tokens = token_provider
-        self.api_url = _url(api_url)
+        self.api_url = check_api_url(api_url)
         self._http = http_client or httpx.Client(timeout=timeout)
         self._owns_http = http_client is None
 
@@ -410,7 +411,7 @@ class AsyncKeyknoxClient:
         timeout: float = 30.0,
     ) -> None:
         self._tokens = token_provider
-        self.api_url = _url(api_url)
+        self.api_url = check_api_url(api_url)
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
         self._owns_http = http_client is None
 
