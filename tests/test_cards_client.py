@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import re
 from collections.abc import Callable
@@ -11,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from twilio_e2ee.cards import (
     AsyncCardsClient,
@@ -23,14 +26,16 @@ from twilio_e2ee.cards import (
     CardSignatureInvalidError,
     CardsNotFoundError,
     CardsServiceUnavailableError,
+    CardVerifier,
     InvalidServiceResponseError,
     MalformedCardError,
     RawSignedModel,
     create_raw_card,
 )
+from twilio_e2ee.cards import protocol as p
 from twilio_e2ee.cards.protocol import CardsRequest, search_requests
 from twilio_e2ee.crypto import PrivateKey, generate_key_pair
-from twilio_e2ee.errors import ConfigurationError
+from twilio_e2ee.errors import ConfigurationError, E2EEError
 from twilio_e2ee.tokens.providers import AsyncCachingJwtProvider, CachingJwtProvider
 
 
@@ -330,3 +335,30 @@ def test_token_sources_and_configuration_errors() -> None:
         CardsClient(42)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         CardsClient(lambda: jwt_for("a"), base_url="ftp://cards.test")
+
+
+_bodies = st.one_of(
+    st.binary(max_size=300),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner),
+        max_leaves=10,
+    ).map(lambda v: json.dumps(v).encode()),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_bodies, st.integers(min_value=100, max_value=599))
+def test_fuzz_response_parsers_raise_only_package_errors(body: bytes, status: int) -> None:
+    verifier = CardVerifier(SERVICE.public_key)
+    sent = create_raw_card(generate_key_pair().private_key, "a", created_at=1)
+    calls: list[Callable[[], object]] = [
+        lambda: p.raise_for_error(status, body),
+        lambda: p.parse_publish_response(sent, body, verifier),
+        lambda: p.parse_search_response(["a"], body, verifier),
+        lambda: p.parse_get_response("ab" * 32, {}, body, verifier),
+        lambda: p.parse_outdated_response(["ab" * 32], body),
+    ]
+    for call in calls:
+        with contextlib.suppress(E2EEError):
+            call()

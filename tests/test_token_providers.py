@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import threading
 import time
@@ -11,6 +12,8 @@ from typing import Any
 
 import jwt as pyjwt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from twilio_e2ee.errors import TokenError
 from twilio_e2ee.tokens.providers import (
@@ -233,3 +236,26 @@ def test_async_errors_reach_every_waiter_and_allow_retry() -> None:
 def test_async_accepts_plain_callback() -> None:
     prov = AsyncCachingJwtProvider(lambda: make_token(time.time() + 600))
     assert asyncio.run(prov.get_token()).count(".") == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.builds(
+            lambda a, b, c: f"{a}.{b}.{c}",
+            st.text(max_size=20),
+            st.one_of(
+                st.text(max_size=40),
+                st.binary(max_size=60).map(
+                    lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+                ),
+            ),
+            st.text(max_size=10),
+        ),
+    )
+)
+def test_fuzz_token_parsing_raises_only_token_errors(token: str) -> None:
+    for parse in (token_expiry, token_identity):
+        with contextlib.suppress(TokenError):
+            parse(token)
