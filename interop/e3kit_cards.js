@@ -4,8 +4,9 @@
 // the token callback returns the token of the EThree instance's identity.
 //
 // Input:  { apiUrl, storageDir, tokens: {identity: jwt}, register: [identity...],
-//           finder: identity, find: [identity...] }
-// Output: { registered: {identity: {cardId, publicKey}},
+//           rotate: [identity...], unregister: [identity...], finder: identity, find: [identity...] }
+//   register → rotate (cleanup + rotatePrivateKey) → unregister (revoke) → finder.findUsers(find)
+// Output: { registered: {identity: {cardId, publicKey}}, rotated: {identity: {cardId, ...}},
 //           found: {identity: {cardId, publicKey, previousCardId, isOutdated}},
 //           notFound: [identity...] | null }
 // publicKey is base64 SubjectPublicKeyInfo DER. Each EThree instance gets its own storageName
@@ -43,12 +44,22 @@ function describe(sdk, card) {
 
 async function main() {
   const input = JSON.parse(fs.readFileSync(0, 'utf8'));
-  const out = { registered: {}, found: {}, notFound: null };
+  const out = { registered: {}, rotated: {}, found: {}, notFound: null };
   for (const identity of input.register || []) {
     const sdk = await open(input, identity);
     await sdk.register();
     const own = await sdk.findUsers(identity);
     out.registered[identity] = describe(sdk, own);
+  }
+  for (const identity of input.rotate || []) {
+    const sdk = await open(input, identity);
+    await sdk.cleanup();
+    await sdk.rotatePrivateKey();
+    out.rotated[identity] = describe(sdk, await sdk.findUsers(identity, { forceReload: true }));
+  }
+  for (const identity of input.unregister || []) {
+    const sdk = await open(input, identity);
+    await sdk.unregister();
   }
   if (input.finder) {
     const sdk = await open(input, input.finder);

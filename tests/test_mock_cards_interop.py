@@ -118,6 +118,44 @@ def test_e3kit_and_our_client_share_the_mock_directory(
     assert all(e.status == 200 for e in service.journal.filter(service="cards"))
 
 
+def test_e3kit_rotation_and_unregister_reach_our_client(
+    service: MockCardsService,
+    server: ServerThread,
+    app_creds: VirgilAppCredentials,
+    tmp_path: Path,
+) -> None:
+    """E3Kit's rotatePrivateKey supersedes its card on the mock; unregister revokes it."""
+    require_node_peer(PACKAGE)
+    users = ["e3-erin", "e3-frank"]
+    out = _run_e3kit(
+        {
+            "apiUrl": server.url,
+            "storageDir": str(tmp_path / "e3kit"),
+            "tokens": {i: generate_virgil_jwt(app_creds, i, ttl=3600) for i in users},
+            "register": users,
+            "rotate": ["e3-erin"],
+            "unregister": ["e3-frank"],
+        },
+        tmp_path,
+    )
+    first, rotated = out["registered"]["e3-erin"], out["rotated"]["e3-erin"]
+    assert rotated["previousCardId"] == first["cardId"] != rotated["cardId"]
+    with CardsClient(
+        lambda: generate_virgil_jwt(app_creds, "observer"),
+        base_url=server.url,
+        service_public_key=service.service_public_key,
+    ) as observer:
+        (erin,) = observer.search_cards("e3-erin")
+        assert erin.id == rotated["cardId"]
+        assert erin.previous_card is not None and erin.previous_card.id == first["cardId"]
+        assert erin.public_key.der == base64.b64decode(rotated["publicKey"])
+        assert observer.get_card(first["cardId"]).is_outdated
+        assert observer.search_cards("e3-frank") == []
+        assert observer.get_card(out["registered"]["e3-frank"]["cardId"]).is_outdated
+    revokes = service.journal.filter(path_contains="/actions/revoke/")
+    assert [(e.identity, e.status) for e in revokes] == [("e3-frank", 200)]
+
+
 def test_e3kit_reports_unknown_users(
     server: ServerThread, app_creds: VirgilAppCredentials, tmp_path: Path
 ) -> None:
