@@ -65,6 +65,8 @@ def test_bad_app_key_and_modes_refused() -> None:
         BackendConfig.from_env({}, production=True)
     with pytest.raises(ConfigurationError, match="not both"):
         BackendConfig.from_env({}, production=True, development=True)
+    with pytest.raises(ConfigurationError, match="TWILIO_API_SECRET"):
+        BackendConfig.from_env({**full_env(), "TWILIO_API_SECRET": "short"})
     creds = BackendConfig.from_env({}).credentials
     for bad in ({"twilio_token_ttl": 86401}, {"session_ttl": 0}, {"min_password_length": 0}):
         with pytest.raises(ConfigurationError):

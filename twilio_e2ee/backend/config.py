@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 
 from twilio_e2ee.credentials import StackCredentials, credentials_from_env
 from twilio_e2ee.errors import ConfigurationError
+from twilio_e2ee.tokens.twilio_token import MIN_SECRET_BYTES
 
 __all__ = ["BackendConfig"]
 
@@ -50,6 +51,10 @@ class BackendConfig:
             raise ConfigurationError("failed-login limits must be at least 1")
         if self.min_password_length < 1:
             raise ConfigurationError("min_password_length must be at least 1")
+        if len(self.credentials.twilio.api_secret.encode("utf-8")) < MIN_SECRET_BYTES:
+            raise ConfigurationError(
+                f"TWILIO_API_SECRET must be at least {MIN_SECRET_BYTES} bytes (Twilio's are 32)"
+            )
 
     @classmethod
     def from_env(
