@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from twilio_e2ee import crypto
-from twilio_e2ee.cards.errors import CardNotActiveError, CardsNotFoundError
+from twilio_e2ee.cards.errors import CardNotActiveError, CardsNotFoundError, CardsServiceError
 from twilio_e2ee.cards.model import Card, card_active_at
 from twilio_e2ee.cards.pinning import PinningManager
 from twilio_e2ee.crypto.keys import KeyPair, PrivateKey, PublicKey, generate_key_pair
@@ -30,6 +30,7 @@ from twilio_e2ee.errors import (
     IntegrityError,
     KeyEntryNotFoundError,
     NotARecipientError,
+    ServiceUnavailableError,
     SignatureError,
 )
 from twilio_e2ee.ethree_errors import (
@@ -310,11 +311,29 @@ class EThreeCore:
             # Key first, card second: if the answer to the publish is lost, the key that
             # matches the (possibly published) card is still on this device.
             yield Blocking(self._replace_local_key, (identity, pair.private_key))
-            card: Card = yield CardsCall("publish_card", (pair.private_key,))
-            self._remember_own(card)
+            card = yield from self._publish(pair.private_key, None)
             return card
         finally:
             self._key_lock.release()
+
+    def _publish(self, private_key: PrivateKey, previous_card_id: str | None) -> Op[Card]:
+        """Publish the card of a key already saved locally.
+
+        If the service refused the card for sure (a 4xx answer), the new local key is removed
+        again; if the outcome is unknown (no answer, 5xx), it is kept: the card may exist.
+        """
+        try:
+            card: Card = yield CardsCall(
+                "publish_card", (private_key,), {"previous_card_id": previous_card_id}
+            )
+        except CardsServiceError as exc:
+            if not isinstance(exc, ServiceUnavailableError):
+                identity = yield from self.resolve_identity()
+                yield Blocking(functools.partial(self.key_store.delete, identity, missing_ok=True))
+                self._private_key = None
+            raise
+        self._remember_own(card)
+        return card
 
     def _replace_local_key(self, identity: str, private_key: PrivateKey) -> None:
         # E3Kit's register replaces a stale local key (there is no card for it any more).
@@ -336,10 +355,7 @@ class EThreeCore:
                 raise PrivateKeyAlreadyExistsError(identity)
             pair = generate_key_pair()
             yield from self._save_new_key(pair.private_key)
-            card: Card = yield CardsCall(
-                "publish_card", (pair.private_key,), {"previous_card_id": cards[0].id}
-            )
-            self._remember_own(card)
+            card = yield from self._publish(pair.private_key, cards[0].id)
             return card
         finally:
             self._key_lock.release()
