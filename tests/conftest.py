@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from mock_services.stack import OfflineStack
 
 DATA = Path(__file__).parent / "data"
 
@@ -15,3 +19,18 @@ DATA = Path(__file__).parent / "data"
 def vectors() -> dict[str, Any]:
     """Virgil's published cross-SDK vectors (copied from ../shared/vectors, unchanged)."""
     return json.loads((DATA / "virgil_compat.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def offline_stack() -> Iterator[OfflineStack]:
+    """The offline stack (mock Cards + Keyknox, mock Twilio, token backend), started once.
+
+    Shared by the whole session: use fresh identities / conversations per test.
+    """
+    from mock_services.stack import OfflineStack
+
+    stack = OfflineStack().start()
+    try:
+        yield stack
+    finally:
+        stack.stop()

@@ -1,0 +1,106 @@
+"""``python -m mock_services`` / ``twilio-e2ee-mock-stack``: run the offline stack until stopped.
+
+Starts the mock Cards + Keyknox service, the mock Twilio service and the token backend on
+loopback with shared development credentials, prints their URLs, optionally writes them (and the
+credentials a client needs) to ``--urls-file`` as JSON, and shuts down cleanly on Ctrl-C or
+SIGTERM (exit status 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from mock_services.stack import OfflineStack
+from twilio_e2ee.errors import ConfigurationError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="twilio-e2ee-mock-stack",
+        description=(
+            "Run the offline stack on loopback: mock Virgil Cards + Keyknox, mock Twilio "
+            "Conversations and the token backend, sharing development credentials."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
+    parser.add_argument("--cards-port", type=int, default=0, help="Cards + Keyknox port (0: free)")
+    parser.add_argument("--twilio-port", type=int, default=0, help="mock Twilio port (0: free)")
+    parser.add_argument("--backend-port", type=int, default=0, help="token backend port (0: free)")
+    parser.add_argument(
+        "--db", metavar="DIR", default=None, help="keep all state (and credentials) in DIR"
+    )
+    parser.add_argument(
+        "--urls-file", metavar="PATH", default=None, help="also write URLs + credentials as JSON"
+    )
+    parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    return parser
+
+
+def _write_urls(path: Path, data: dict[str, object]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stack = OfflineStack(
+        args.db,
+        cards_port=args.cards_port,
+        twilio_port=args.twilio_port,
+        backend_port=args.backend_port,
+        host=args.host,
+    )
+    try:
+        stack.start()
+    except ConfigurationError as exc:
+        print(f"twilio-e2ee-mock-stack: {exc}", file=sys.stderr)
+        stack.stop()
+        return 2
+    try:
+        urls = stack.urls_dict()
+        if args.urls_file:
+            _write_urls(Path(args.urls_file), urls)
+        if not args.quiet:
+            print(f"Virgil Cards + Keyknox (apiUrl): {stack.cards_url}")
+            print(f"Twilio Conversations:            {stack.twilio_url}")
+            print(f"Token backend:                   {stack.backend_url}")
+            print(f"Twilio account SID:              {urls['twilio_account_sid']}")
+            print(f"Conversations service SID:       {urls['twilio_conversations_service_sid']}")
+            print(f"Virgil app id:                   {urls['virgil_app_id']}")
+            if args.urls_file:
+                print(f"URLs and credentials written to {args.urls_file}")
+            print("Development credentials only. Press Ctrl-C to stop.", flush=True)
+        while not stop.wait(0.2):
+            if not stack.running:
+                print("twilio-e2ee-mock-stack: a server stopped unexpectedly", file=sys.stderr)
+                return 1
+    finally:
+        stack.stop()
+    if not args.quiet:
+        print("stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
