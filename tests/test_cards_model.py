@@ -213,3 +213,14 @@ def test_fuzz_parser_raises_only_package_errors(data: str | bytes) -> None:
     for parse in (import_card, RawSignedModel.from_string):
         with contextlib.suppress(E2EEError):
             parse(data)
+
+
+def test_duplicate_keys_in_snapshot_refused() -> None:
+    key = generate_key_pair().private_key
+    pk = base64.b64encode(key.public_key.der).decode()
+    text = (
+        '{"created_at":1,"identity":"alice","identity":"bob",'
+        f'"public_key":"{pk}","version":"5.0"}}'
+    )
+    with pytest.raises(MalformedCardError, match="duplicate"):
+        Card.from_raw(RawSignedModel(text.encode()))

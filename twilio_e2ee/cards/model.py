@@ -76,12 +76,22 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            # Parsers disagree on duplicates (first vs last wins): refuse the ambiguity.
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
 def _json_loads(data: str | bytes, what: str) -> Any:
     try:
-        return json.loads(data)
+        return json.loads(data, object_pairs_hook=_no_duplicate_keys)
     except (ValueError, RecursionError) as exc:
         # UnicodeDecodeError is a ValueError; RecursionError on absurdly nested input.
-        raise MalformedCardError(f"{what}: not valid JSON ({type(exc).__name__})") from None
+        raise MalformedCardError(f"{what}: not valid JSON ({str(exc)[:80]})") from None
 
 
 def _compact_json(obj: Mapping[str, Any]) -> bytes:
