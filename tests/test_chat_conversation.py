@@ -8,141 +8,22 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from twilio.rest import Client
 
+from tests import test_chat_helpers as helpers
+from tests.test_chat_helpers import ChatStack, User, card_of, texts, uid
 from twilio_e2ee import crypto
-from twilio_e2ee.cards.model import Card
 from twilio_e2ee.chat import (
     DecryptedMessage,
-    EncryptedConversation,
     FailureReason,
     MessageFailure,
     MessageTooLargeError,
-    RetryPolicy,
 )
 from twilio_e2ee.chat.conversation import create_conversation
-from twilio_e2ee.chat.keys import EThreeKeys
-from twilio_e2ee.ethree import EThree
-from twilio_e2ee.storage.memory import MemoryKeyStore
-from twilio_e2ee.twilio_http import twilio_rest_client
 
-
-@dataclass
-class ChatStack:
-    cards_url: str
-    twilio_url: str
-    credentials: Any
-    cards_service_public_key: Any
-    twilio: Any  # MockTwilioService (journal, faults, store)
-    token_for: Callable[[str], Callable[[], str]]
-
-
-def _assembled_stack() -> Generator[Any, None, None]:
-    """The same mocks as OfflineStack, assembled here (used while no `offline_stack` exists)."""
-    from types import SimpleNamespace
-
-    from mock_services.cards import MockCardsService
-    from mock_services.twilio import MockTwilioService
-    from twilio_e2ee.credentials import generate_development_credentials
-    from twilio_e2ee.servers import ServerThread
-
-    creds = generate_development_credentials()
-    v = creds.virgil
-    cards = MockCardsService(v.app_id, v.app_key_id, v.app_public_key)
-    twilio = MockTwilioService(creds.twilio)
-    cards_srv = ServerThread(cards.app, name="cards").start()
-    twilio_srv = ServerThread(twilio.app, name="twilio").start()
-    try:
-        yield SimpleNamespace(
-            cards_url=cards_srv.url,
-            twilio_url=twilio_srv.url,
-            credentials=creds,
-            cards_service_public_key=cards.service_public_key,
-            twilio=twilio,
-        )
-    finally:
-        twilio_srv.stop()
-        cards_srv.stop()
-
-
-@pytest.fixture(scope="module")
-def stack(request: pytest.FixtureRequest) -> Iterator[ChatStack]:
-    from twilio_e2ee.tokens.virgil_jwt import generate_virgil_jwt
-
-    try:
-        offline = request.getfixturevalue("offline_stack")
-        assembled = None
-    except pytest.FixtureLookupError:
-        assembled = _assembled_stack()
-        offline = next(assembled)
-
-    def token_for(identity: str) -> Callable[[], str]:
-        return lambda: generate_virgil_jwt(offline.credentials.virgil, identity)
-
-    yield ChatStack(
-        cards_url=offline.cards_url,
-        twilio_url=offline.twilio_url,
-        credentials=offline.credentials,
-        cards_service_public_key=offline.cards_service_public_key,
-        twilio=offline.twilio,
-        token_for=token_for,
-    )
-    if assembled is not None:
-        assembled.close()
-
-
-class User:
-    """One chat user: an EThree client, keys adapter and a Twilio REST client."""
-
-    def __init__(self, stack: ChatStack, identity: str, *, register: bool = True) -> None:
-        self.identity = identity
-        self.stack = stack
-        self.key_store = MemoryKeyStore()
-        self.ethree = EThree(
-            stack.token_for(identity),
-            api_url=stack.cards_url,
-            cards_service_public_key=stack.cards_service_public_key,
-            key_store=self.key_store,
-        )
-        if register:
-            self.ethree.register()
-        tw = stack.credentials.twilio
-        self.client: Client = twilio_rest_client(
-            tw.account_sid, tw.auth_token, base_url=stack.twilio_url
-        )
-
-    def conversation(self, sid: str, **options: Any) -> EncryptedConversation:
-        options.setdefault("retry_policy", RetryPolicy(base_delay=0.01, jitter=0.0))
-        return EncryptedConversation(self.client, EThreeKeys(self.ethree), sid, **options)
-
-
-_counter = iter(range(10_000))
-
-
-def uid(name: str) -> str:
-    return f"{name}-{next(_counter)}-chat"
-
-
-@pytest.fixture()
-def alice_bob(stack: ChatStack) -> tuple[User, User, str]:
-    alice, bob = User(stack, uid("alice")), User(stack, uid("bob"))
-    sid = create_conversation(alice.client, [alice.identity, bob.identity])
-    return alice, bob, sid
-
-
-def card_of(user: User, identity: str) -> Card:
-    card = user.ethree.find_users(identity)
-    assert isinstance(card, Card)
-    return card
-
-
-def texts(items: list[Any]) -> list[str | None]:
-    return [i.text if isinstance(i, DecryptedMessage) else None for i in items]
+stack = helpers.stack  # fixtures
+alice_bob = helpers.alice_bob
 
 
 def test_alice_and_bob_exchange_and_twilio_sees_no_plaintext(

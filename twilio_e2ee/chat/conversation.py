@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from twilio.base import values
 from twilio.rest import Client
 
 from twilio_e2ee.cards.model import Card
@@ -115,6 +116,8 @@ class EncryptedConversation:
         retry_policy: backoff for 429/5xx/lost answers; ``sleep`` is injectable for tests.
         lookup_depth: how many recent messages to search for a client message id after an
             uncertain failure.
+        fire_webhooks: send ``X-Twilio-Webhook-Enabled: true`` so REST-posted messages trigger
+            ``onMessageAdded`` webhooks (Twilio fires them for REST actions only on request).
     """
 
     def __init__(
@@ -132,6 +135,7 @@ class EncryptedConversation:
         lookup_depth: int = 100,
         card_cache_ttl: float = 60.0,
         clock_grace: timedelta = CLOCK_GRACE,
+        fire_webhooks: bool = True,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not isinstance(conversation_sid, str) or not conversation_sid:
@@ -148,6 +152,7 @@ class EncryptedConversation:
         self.retry_policy = retry_policy or RetryPolicy()
         self.lookup_depth = lookup_depth
         self.clock_grace = clock_grace
+        self.fire_webhooks = fire_webhooks
         self._sleep = sleep
         self._cards = _CardCache(keys, card_cache_ttl)
 
@@ -236,7 +241,10 @@ class EncryptedConversation:
 
         def create() -> Any:
             return messages.create(
-                author=self.keys.identity, body=sealed.body, attributes=sealed.attributes
+                author=self.keys.identity,
+                body=sealed.body,
+                attributes=sealed.attributes,
+                x_twilio_webhook_enabled="true" if self.fire_webhooks else values.unset,
             )
 
         def lookup() -> Any:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Generic, TypeVar
 
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from twilio_e2ee.chat.errors import DeliveryError, TwilioServiceError, TwilioUnavailableError
 
@@ -36,6 +37,7 @@ __all__ = [
     "parse_retry_after",
     "send_with_retry",
     "send_with_retry_async",
+    "twilio_error_info",
 ]
 
 T = TypeVar("T")
@@ -49,11 +51,38 @@ class FailureKind(enum.Enum):
     FATAL = "fatal"  # refused for good (bad request, auth...)
 
 
-def classify(exc: BaseException) -> FailureKind:
-    """How a failure of a create request must be handled."""
+def twilio_error_info(exc: BaseException) -> tuple[int, int | None, str] | None:
+    """(HTTP status, Twilio code, message) of an SDK error, or None for other exceptions.
+
+    Creates raise ``TwilioRestException``; page fetches raise a plain
+    ``TwilioException("Unable to fetch page", response)`` carrying the response.
+    """
     if isinstance(exc, TwilioRestException):
-        status = int(exc.status or 0)
-        if status == 429 or exc.code in RATE_LIMIT_CODES:
+        return int(exc.status or 0), exc.code, str(exc.msg)
+    if isinstance(exc, TwilioException) and len(exc.args) >= 2:
+        response = exc.args[1]
+        status = getattr(response, "status_code", None)
+        if isinstance(status, int):
+            code: int | None = None
+            message = str(exc.args[0])
+            try:
+                body = json.loads(getattr(response, "text", "") or "")
+                if isinstance(body, dict):
+                    raw_code = body.get("code")
+                    code = raw_code if isinstance(raw_code, int) else None
+                    message = str(body.get("message") or message)
+            except ValueError:
+                pass
+            return status, code, message
+    return None
+
+
+def classify(exc: BaseException) -> FailureKind:
+    """How a failure of a request must be handled."""
+    info = twilio_error_info(exc)
+    if info is not None:
+        status, code, _ = info
+        if status == 429 or code in RATE_LIMIT_CODES:
             return FailureKind.RETRY
         if status >= 500:
             return FailureKind.UNCERTAIN
@@ -136,8 +165,10 @@ class RetryReport(Generic[T]):
 
 
 def _final_error(exc: BaseException, client_message_id: str | None, uncertain: bool) -> Exception:
-    if isinstance(exc, TwilioRestException):
-        status, code, msg = int(exc.status or 0), exc.code, exc.msg
+    info = twilio_error_info(exc)
+    status: int | None
+    if info is not None:
+        status, code, msg = info
     else:
         status, code, msg = None, None, f"{type(exc).__name__}: {exc}"
     if client_message_id is None:
@@ -162,11 +193,13 @@ def _final_error(exc: BaseException, client_message_id: str | None, uncertain: b
 
 
 def _fatal_error(exc: BaseException) -> Exception:
-    if isinstance(exc, TwilioRestException):
+    info = twilio_error_info(exc)
+    if info is not None:
+        status, code, msg = info
         return TwilioServiceError(
-            f"Twilio refused the message: {exc.msg} (HTTP {exc.status}, code {exc.code})",
-            status=int(exc.status or 0),
-            code=exc.code,
+            f"Twilio refused the request: {msg} (HTTP {status}, code {code})",
+            status=status,
+            code=code,
         )
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
 

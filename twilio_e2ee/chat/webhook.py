@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
-from twilio_e2ee.chat.results import ReceivedItem, WireMessage
+from twilio_e2ee.chat.results import FailureReason, MessageFailure, ReceivedItem, WireMessage
 
 if TYPE_CHECKING:
     from twilio_e2ee.chat.conversation import EncryptedConversation
@@ -96,7 +96,7 @@ class WebhookReceiver:
         self._remember = remember
         self._lock = threading.Lock()
         self.rejected = 0
-        self.app = Starlette(routes=[Route(path, self._handle, methods=["POST"])])
+        self.app = Starlette(routes=[Route(path, self._handle, methods=["POST", "GET"])])
 
     def add(self, conversation: EncryptedConversation) -> None:
         """Decrypt messages of this conversation (others are acknowledged and ignored)."""
@@ -123,15 +123,21 @@ class WebhookReceiver:
         if length is not None and length.isdigit() and int(length) > MAX_FORM_BYTES:
             self.rejected += 1
             return JSONResponse({"error": "request too large"}, status_code=413)
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            self.rejected += 1
-            return JSONResponse({"error": "request too large"}, status_code=413)
-        try:
-            params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-        except UnicodeDecodeError:
-            params = {}
-        if not signature or not self._validator.validate(self._url(request), params, signature):
+        if request.method == "GET":
+            # GET hooks carry the event in the query string; only the URL is signed.
+            signed: dict[str, str] = {}
+            params = dict(parse_qsl(request.url.query, keep_blank_values=True))
+        else:
+            body = await request.body()
+            if len(body) > MAX_FORM_BYTES:
+                self.rejected += 1
+                return JSONResponse({"error": "request too large"}, status_code=413)
+            try:
+                params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+            except UnicodeDecodeError:
+                params = {}
+            signed = params
+        if not signature or not self._validator.validate(self._url(request), signed, signature):
             self.rejected += 1
             return JSONResponse({"error": "invalid X-Twilio-Signature"}, status_code=403)
         if params.get("EventType") != "onMessageAdded":
@@ -143,5 +149,9 @@ class WebhookReceiver:
         if conversation is None or not self._first_delivery(wire.sid):
             return Response(status_code=204)
         item = await asyncio.to_thread(conversation.open, wire)
+        if isinstance(item, MessageFailure) and item.reason is FailureReason.LOOKUP_FAILED:
+            with self._lock:  # the card service is down: let Twilio deliver it again later
+                self._seen.pop(wire.sid, None)
+            return JSONResponse({"error": "card lookup failed, retry later"}, status_code=503)
         self._on_message(item)
         return Response(status_code=204)
