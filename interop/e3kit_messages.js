@@ -6,7 +6,10 @@
 // Input: { apiUrl, backendUrl, identity, peer, storageDir, phase, ... }
 //   phase "register": register (if no local key yet), find the peer's card, authEncrypt
 //                     `plaintext` to it -> { cardId, peerCardId, ciphertext }
-//   phase "read":     find the peer's card, authDecrypt `ciphertext` -> { plaintext }
+//                     (also `legacyCiphertext`: the deprecated encrypt, signThenEncrypt)
+//   phase "read":     find the peer's card, authDecrypt `ciphertext` (and decrypt
+//                     `legacyCiphertext` if given) -> { plaintext, legacyPlaintext }
+//   phase "rotate":   cleanup + rotatePrivateKey, authEncrypt `plaintext` -> { cardId, ciphertext }
 // Run with node --no-experimental-fetch (Virgil's old WASM loader needs it on Node 18+).
 'use strict';
 
@@ -77,10 +80,21 @@ async function main() {
     out.cardId = own.id;
     out.peerCardId = peerCard.id;
     out.ciphertext = await ethree.authEncrypt(input.plaintext, peerCard);
+    out.legacyCiphertext = await ethree.encrypt(input.plaintext, peerCard); // deprecated form
   } else if (phase === 'read') {
     const peerCard = await ethree.findUsers(peer);
     out.peerCardId = peerCard.id;
     out.plaintext = await ethree.authDecrypt(input.ciphertext, peerCard);
+    if (input.legacyCiphertext) {
+      out.legacyPlaintext = await ethree.decrypt(input.legacyCiphertext, peerCard);
+    }
+  } else if (phase === 'rotate') {
+    // The key is lost on this device: E3Kit's way out is a new card superseding the old one.
+    await ethree.cleanup();
+    await ethree.rotatePrivateKey();
+    const peerCard = await ethree.findUsers(peer);
+    out.cardId = (await ethree.findUsers(identity)).id;
+    out.ciphertext = await ethree.authEncrypt(input.plaintext, peerCard);
   } else {
     throw new Error(`unknown phase ${phase}`);
   }

@@ -8,6 +8,7 @@ the reason, when Node.js or the npm package is missing.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -66,13 +67,38 @@ def test_e3kit_node_and_ethree_exchange_messages_both_ways(stack, tmp_path):
         # …and read its message, signature checked against its card.
         assert ours.auth_decrypt(first["ciphertext"], js_card) == "hello from E3Kit 🟢"
 
-        # We answer; E3Kit (same key storage, second run) reads our message.
+        sent_at = time.time()
+        # E3Kit's deprecated encrypt (signThenEncrypt) reads with our legacy decrypt.
+        assert ours.decrypt(first["legacyCiphertext"], js_card) == "hello from E3Kit 🟢"
+
+        # We answer; E3Kit (same key storage, second run) reads our message, both forms.
         reply = ours.auth_encrypt("hello from Python 🐍", js_card)
+        legacy = ours.encrypt("old-style hello from Python", js_card)
         second = run_node(
-            "e3kit_messages.js", {**base, "phase": "read", "ciphertext": reply}, package=PACKAGE
+            "e3kit_messages.js",
+            {**base, "phase": "read", "ciphertext": reply, "legacyCiphertext": legacy},
+            package=PACKAGE,
         )
         assert second["peerCardId"] == our_card.id
         assert second["plaintext"] == "hello from Python 🐍"
+        assert second["legacyPlaintext"] == "old-style hello from Python"
+
+        # E3Kit loses its key and rotates: the new card chains from the pinned one, its new
+        # messages verify, and its old message still verifies with encrypted_at.
+        time.sleep(1.05 - (time.time() % 1.0))  # card times have 1 s resolution
+        third = run_node(
+            "e3kit_messages.js",
+            {**base, "phase": "rotate", "plaintext": "after my rotation"},
+            package=PACKAGE,
+        )
+        rotated = ours.find_users(js_id)  # no KeyChangedError: a chained rotation
+        assert rotated.id == third["cardId"] != js_card.id
+        assert rotated.previous_card_id == js_card.id
+        assert ours.auth_decrypt(third["ciphertext"], rotated) == "after my rotation"
+        assert (
+            ours.auth_decrypt(first["ciphertext"], rotated, encrypted_at=sent_at)
+            == "hello from E3Kit 🟢"
+        )
     finally:
         ours.close()
         backend.close()

@@ -114,6 +114,9 @@ def check_callback(token_callback: object) -> None:
 class EThree:
     """E3Kit's EThree in Python (synchronous; see :class:`~twilio_e2ee.ethree_async.AsyncEThree`).
 
+    The name is E3Kit's on purpose: readers of Virgil's guide find the class, its methods
+    (snake_case) and its error names where they expect them.
+
     Args:
         token_callback: zero-argument callable returning a Virgil JWT (E3Kit's ``tokenCallback``),
             e.g. ``BackendClient.fetch_virgil_jwt``; wrapped in a caching provider (or pass a
