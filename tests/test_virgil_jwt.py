@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from twilio_e2ee.credentials import VirgilAppCredentials, generate_development_credentials
-from twilio_e2ee.crypto import generate_key_pair, import_private_key, import_public_key
+from twilio_e2ee.crypto import generate_key_pair, import_private_key, import_public_key, sign
 from twilio_e2ee.errors import TokenError, TokenExpiredError
 from twilio_e2ee.tokens.virgil_jwt import (
     MalformedTokenError,
@@ -126,6 +126,22 @@ def test_unicode_identity_round_trip(app: VirgilAppCredentials) -> None:
     token = generate_virgil_jwt(app, "ålice 🐍", additional_data={"k": "v"})
     jwt = verify_virgil_jwt(token, app_public_key=app.app_public_key, app_key_id=app.app_key_id)
     assert jwt.identity == "ålice 🐍" and jwt.additional_data == {"k": "v"}
+    body = base64.urlsafe_b64decode(token.split(".")[1] + "==")
+    assert body.isascii() and b"\\u00e5lice \\ud83d\\udc0d" in body  # readable by the JS SDK
+
+
+def test_latin1_parts_as_the_js_sdk_writes_them(app: VirgilAppCredentials) -> None:
+    header = {"alg": "VEDS512", "kid": app.app_key_id, "typ": "JWT", "cty": "virgil-jwt;v=1"}
+    body = '{"iss":"virgil-' + app.app_id + '","sub":"identity-bøb","iat":1,"exp":2}'
+    signing_input = f"{part(header)}.{b64url(body.encode('latin-1'))}"
+    token = signing_input + "." + b64url(sign(signing_input.encode(), app.app_key))
+    assert _verify_parse(app, token) == "bøb"
+
+
+def _verify_parse(app: VirgilAppCredentials, token: str) -> str:
+    return verify_virgil_jwt(
+        token, app_public_key=app.app_public_key, app_key_id=app.app_key_id, now=1
+    ).identity
 
 
 def _verify(app: VirgilAppCredentials, token: str, **kw: Any) -> None:

@@ -8,6 +8,9 @@ The signature is Virgil's DER-wrapped Ed25519 over SHA-512 (83 bytes), from
 :mod:`twilio_e2ee.crypto.signatures`. PyJWT cannot produce or check it, hence this module.
 Header and body are serialised as compact JSON in insertion order (the JS generator's order);
 the signature covers the exact bytes received, so tokens from SDKs that sort keys verify too.
+Non-ASCII text is written as JSON unicode escapes: Virgil's JS SDK base64-encodes JSON as Latin-1
+(it cannot encode other characters and mis-reads UTF-8), while pure-ASCII JSON reads the same
+everywhere. On parsing, a part that is not UTF-8 is read as Latin-1, as the JS SDK wrote it.
 """
 
 from __future__ import annotations
@@ -77,8 +80,12 @@ def _b64url_decode(text: str, what: str) -> bytes:
 def _json_object(part: str, what: str) -> dict[str, Any]:
     raw = _b64url_decode(part, what)
     try:
-        value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")  # Virgil's JS SDK encodes JSON as Latin-1
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
         raise MalformedTokenError(f"Virgil JWT: {what} is not JSON") from None
     if not isinstance(value, dict):
         raise MalformedTokenError(f"Virgil JWT: {what} is not a JSON object")
@@ -87,8 +94,8 @@ def _json_object(part: str, what: str) -> dict[str, Any]:
 
 def _compact_json(value: Mapping[str, Any]) -> bytes:
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
-            "utf-8"
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode(
+            "ascii"
         )
     except (TypeError, ValueError) as exc:
         raise TokenError(f"Virgil JWT: cannot serialise claims as JSON ({exc})") from None
