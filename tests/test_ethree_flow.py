@@ -169,6 +169,10 @@ def test_rotation_old_messages_still_read_with_encrypted_at(users):
     )
     with pytest.raises(SignatureError):
         bob.auth_decrypt(old_message, current)  # without encrypted_at: the new key is expected
+    # A card without its chain attached (from get): the predecessor is fetched by id.
+    detached = bob.cards.get_card(current.id)
+    assert detached.previous_card is None and detached.previous_card_id == old_card.id
+    assert bob.auth_decrypt(old_message, detached, encrypted_at=sent_at) == "before rotation"
     new_message = alice.auth_encrypt("after rotation", bob_card)
     assert bob.auth_decrypt(new_message, current) == "after rotation"
 

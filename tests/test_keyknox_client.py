@@ -264,3 +264,52 @@ def test_async_client_same_protocol():
 
     asyncio.run(main())
     assert tokens.forced == 1
+
+
+def test_against_the_bundled_mock(offline_stack):
+    """The same client against the mock Keyknox v2 of the offline stack, two users."""
+    from twilio_e2ee.tokens.providers import CachingJwtProvider
+    from twilio_e2ee.tokens.virgil_jwt import generate_virgil_jwt
+
+    app = offline_stack.credentials.virgil
+    tag = secrets.token_hex(4)
+    alice_id, bob_id = f"alice-{tag}", f"bob-{tag}"
+    alice = KeyknoxClient(
+        CachingJwtProvider(lambda: generate_virgil_jwt(app, alice_id)), offline_stack.cards_url
+    )
+    bob = KeyknoxClient(
+        CachingJwtProvider(lambda: generate_virgil_jwt(app, bob_id)), offline_stack.cards_url
+    )
+    where = {"root": "e3kit", "path": "backup", "key": "default"}
+    empty = alice.pull(**where)
+    assert empty.is_empty
+    first = alice.push(**where, identities=[alice_id], meta=b"m1", value=b"v1")
+    assert first.owner == alice_id and first.keyknox_hash
+    with pytest.raises(KeyknoxHashMismatchError):
+        alice.push(**where, identities=[alice_id], meta=b"m2", value=b"v2")  # no previous hash
+    second = alice.push(
+        **where,
+        identities=[alice_id, bob_id],
+        meta=b"m2",
+        value=b"v2",
+        previous_hash=first.keyknox_hash,
+    )
+    assert second.keyknox_hash != first.keyknox_hash
+    with pytest.raises(KeyknoxHashMismatchError):
+        alice.push(
+            **where,
+            identities=[alice_id],
+            meta=b"m3",
+            value=b"v3",
+            previous_hash=first.keyknox_hash,
+        )
+    shared = bob.pull(**where, identity=alice_id)  # bob is on the access list now
+    assert (shared.meta, shared.value) == (b"m2", b"v2")
+    assert alice.keys(root="e3kit", path="backup") == ["default"]
+    alice.reset(**where)
+    assert alice.pull(**where).is_empty
+    with pytest.raises(KeyknoxEntryNotFoundError) as info:
+        bob.pull(**where, identity=alice_id)
+    assert info.value.code == 50017
+    alice.close()
+    bob.close()
