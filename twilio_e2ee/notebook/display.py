@@ -20,6 +20,7 @@ __all__ = [
     "DESCRIBERS",
     "RENDERERS",
     "ClaimsTable",
+    "EntriesTable",
     "decode_jwt",
     "describe",
     "register_formatters",
@@ -27,6 +28,8 @@ __all__ = [
     "short",
     "unregister_formatters",
 ]
+
+Description = tuple[str, list[tuple[str, Any]]]
 
 _STYLE = (
     "border-collapse:collapse;font-family:monospace;font-size:12px;"
@@ -73,25 +76,25 @@ def _public_key_rows(key: Any) -> list[tuple[str, Any]]:
     ]
 
 
-def _public_key(key: Any) -> tuple[str, list[tuple[str, Any]]]:
+def _public_key(key: Any) -> Description:
     return "Ed25519 public key", _public_key_rows(key)
 
 
-def _private_key(key: Any) -> tuple[str, list[tuple[str, Any]]]:
+def _private_key(key: Any) -> Description:
     return "Ed25519 private key", [
         ("key id (Virgil)", key.identifier.hex()),
         ("secret", "not shown"),
     ]
 
 
-def _key_pair(pair: Any) -> tuple[str, list[tuple[str, Any]]]:
+def _key_pair(pair: Any) -> Description:
     return "Ed25519 key pair", [*_public_key_rows(pair.public_key), ("private key", "not shown")]
 
 
 # --- cards ---------------------------------------------------------------------------------------
 
 
-def _card(card: Any) -> tuple[str, list[tuple[str, Any]]]:
+def _card(card: Any) -> Description:
     rows: list[tuple[str, Any]] = []
     for label, attr in (
         ("identity", "identity"),
@@ -115,6 +118,61 @@ def _card(card: Any) -> tuple[str, list[tuple[str, Any]]]:
     if getattr(card, "is_outdated", False):
         rows.append(("outdated", "yes: superseded by a newer card"))
     return "Virgil card", rows
+
+
+# --- messages ------------------------------------------------------------------------------------
+
+
+def _wire_rows(wire: Any) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = [
+        ("author", wire.author),
+        ("conversation", wire.conversation_sid),
+        ("message sid", wire.sid),
+        ("index", wire.index),
+    ]
+    body = wire.body or ""
+    rows.append(("body (what Twilio stores)", short(body, 64)))
+    if wire.attributes:
+        rows.append(("attributes", short(wire.attributes, 96)))
+    return rows
+
+
+def _wire_message(wire: Any) -> Description:
+    return "Twilio message (as stored)", _wire_rows(wire)
+
+
+def _decrypted_message(message: Any) -> Description:
+    text = message.text if message.text is not None else f"<{len(message.data)} bytes>"
+    rows: list[tuple[str, Any]] = [
+        ("plaintext", text),
+        ("verified: signed by card", message.sender_card_id),
+    ]
+    if message.envelope is not None:
+        rows.append(("hardened", "yes: conversation, recipients and counter are signed"))
+    return "Decrypted message ✔", rows + _wire_rows(message.wire)
+
+
+def _message_failure(failure: Any) -> Description:
+    rows: list[tuple[str, Any]] = [
+        ("reason", getattr(failure.reason, "value", failure.reason)),
+        ("detail", failure.detail),
+    ]
+    return "Message refused ✘", rows + _wire_rows(failure.wire)
+
+
+def _sent_message(sent: Any) -> Description:
+    rows: list[tuple[str, Any]] = [
+        ("encrypted to", ", ".join(sent.recipients)),
+        ("hardened", "yes" if sent.hardened else "no (E3Kit-compatible)"),
+        ("attempts", sent.attempts),
+    ]
+    return "Sent message", rows + _wire_rows(sent.wire)
+
+
+def _safety_number(number: Any) -> Description:
+    return "Safety number (compare out of band)", [
+        (f"row {i + 1}", line) for i, line in enumerate(str(number).splitlines())
+    ]
 
 
 # --- tokens --------------------------------------------------------------------------------------
@@ -234,6 +292,20 @@ def _journal_rows_html(entries: Sequence[Any], title: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class EntriesTable:
+    """Journal entries shown as a table (``str()`` gives one line per request)."""
+
+    entries: tuple[Any, ...]
+    title: str = "requests"
+
+    def __str__(self) -> str:
+        return "\n".join(" ".join(_entry_cells(e)[:5]) for e in self.entries)
+
+    def _repr_html_(self) -> str:
+        return _journal_rows_html(self.entries, self.title)
+
+
 def _journal_entry_html(entry: Any) -> str:
     return _journal_rows_html([entry], "journal entry")
 
@@ -249,13 +321,16 @@ def _journal_html(journal: Any) -> str:
 
 # --- registry ------------------------------------------------------------------------------------
 
-Description = tuple[str, list[tuple[str, Any]]]
-
 DESCRIBERS: dict[tuple[str, str], Callable[[Any], Description]] = {
     ("twilio_e2ee.crypto.keys", "PublicKey"): _public_key,
     ("twilio_e2ee.crypto.keys", "PrivateKey"): _private_key,
     ("twilio_e2ee.crypto.keys", "KeyPair"): _key_pair,
     ("twilio_e2ee.cards.model", "Card"): _card,
+    ("twilio_e2ee.cards.safety", "SafetyNumber"): _safety_number,
+    ("twilio_e2ee.chat.results", "WireMessage"): _wire_message,
+    ("twilio_e2ee.chat.results", "DecryptedMessage"): _decrypted_message,
+    ("twilio_e2ee.chat.results", "MessageFailure"): _message_failure,
+    ("twilio_e2ee.chat.results", "SentMessage"): _sent_message,
 }
 
 
@@ -268,7 +343,7 @@ def _html_of(describer: Callable[[Any], Description]) -> Callable[[Any], str]:
 
 
 def describe(obj: Any) -> Description | None:
-    """(title, [(field, value), ...]) for a key or card, else None; never includes secrets."""
+    """(title, [(field, value), ...]) for a key, card or message, else None; never secrets."""
     for klass in type(obj).__mro__:
         describer = DESCRIBERS.get((klass.__module__, klass.__qualname__))
         if describer is not None:

@@ -69,7 +69,8 @@ def reset_stack(db_dir: str | Path | None = None) -> OfflineStack:
 
 @dataclass(frozen=True)
 class StackStatus:
-    """Whether the stack runs, its URLs, and how many requests each service has seen."""
+    """Whether the stack runs, its URLs, how many requests each service has seen, and how many
+    server threads (``mock-…``) are alive in this process."""
 
     running: bool
     urls: dict[str, str]
@@ -82,6 +83,7 @@ class StackStatus:
         lines = ["offline stack: running"]
         lines += [f"  {name:8} {url}" for name, url in self.urls.items()]
         lines += [f"  {name:8} {count} request(s) seen" for name, count in self.requests.items()]
+        lines.append(f"  {self.server_threads} server threads")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -97,10 +99,12 @@ def stack_status() -> StackStatus:
     if stack is None:
         return StackStatus(False, {}, {}, threads)
     urls = {"cards": stack.cards_url, "twilio": stack.twilio_url, "backend": stack.backend_url}
-    requests = {"cards": len(stack.cards.journal), "twilio": len(stack.twilio.journal)}
-    return StackStatus(True, urls, requests, threads)
+    requests: dict[str, int] = {}
+    for entry in stack.journal.entries:
+        requests[entry.service] = requests.get(entry.service, 0) + 1
+    return StackStatus(True, urls, dict(sorted(requests.items())), threads)
 
 
-_THREAD_PREFIXES = ("mock-", "cards", "twilio", "backend", "server")
+_THREAD_PREFIXES = ("mock-",)
 
 atexit.register(stop_stack)
