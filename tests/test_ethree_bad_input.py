@@ -323,8 +323,9 @@ def test_bad_input_leaves_the_backup_usable(env):
         ((lambda: "not a jwt",), {}, TokenError),
         ((lambda: "a.b.c",), {}, TokenError),
         (("callback as str",), {}, InvalidArgumentError),
+        ((lambda: 1 / 0,), {}, TokenError),
     ],
-    ids=["int-callback", "non-jwt-token", "garbage-jwt", "str-callback"],
+    ids=["int-callback", "non-jwt-token", "garbage-jwt", "str-callback", "raising-callback"],
 )
 def test_bad_constructor_arguments(env, args, kwargs, error):
     with pytest.raises(error):

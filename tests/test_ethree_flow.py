@@ -363,7 +363,17 @@ def test_async_flow(stack, users):
             cards_service_public_key=stack.cards_service_public_key,
             backup_params=FAST,
         )
-        bob = users.aio(unique("bob"))
+        bob_id = unique("bob")
+
+        async def bob_token() -> str:  # E3Kit's tokenCallback may be async
+            await asyncio.sleep(0)
+            return generate_virgil_jwt(stack.credentials.virgil, bob_id)
+
+        bob = AsyncEThree(
+            bob_token,
+            api_url=stack.cards_url,
+            cards_service_public_key=stack.cards_service_public_key,
+        )
         with pytest.raises(EThreeError, match="initialize"):
             _ = bob.identity
         a, b = await asyncio.gather(alice.register(), bob.register())
