@@ -46,6 +46,7 @@ SIGNER_ID_PARAM = "VIRGIL-DATA-SIGNER-ID"
 # from the message key, so a message info opens under one key only and no header byte can change.
 COMMITMENT_PARAM = "TE2E-KEY-COMMITMENT"
 COMMITMENT_LENGTH = 32
+KNOWN_PARAMS = frozenset({SIGNATURE_PARAM, SIGNER_ID_PARAM, COMMITMENT_PARAM})
 
 VERSION_PLAIN = 0
 VERSION_KDF = 2
@@ -199,6 +200,10 @@ def _parse_custom_params(r: DerReader) -> tuple[dict[str, CustomValue], int | No
     while not items.at_end():
         kv = items.enter(der.TAG_SEQUENCE, what)
         key = kv.utf8(what)
+        if key not in KNOWN_PARAMS:
+            # Strict: E3Kit writes no others, and accepting unknown names would let a changed
+            # name (one flipped bit) hide our key commitment.
+            raise MalformedInputError(f"{what}: unknown custom param {key!r}")
         if key in params:
             raise MalformedInputError(f"{what}: duplicate key {key!r}")
         tag = kv.peek_tag()
