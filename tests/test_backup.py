@@ -137,6 +137,22 @@ def test_e3kit_pythia_blob_is_recognised(vectors):
         open_backup(message[:400], message[400:], "pw", identity="alice")
 
 
+def test_keyknox_entry_in_virgil_format_is_recognised():
+    """An entry as Virgil's KeyknoxCrypto writes it: meta = message info, value = ciphertext."""
+    from twilio_e2ee.crypto import sign_then_encrypt
+    from twilio_e2ee.crypto.message_info import parse_message_info
+    from twilio_e2ee.keyknox import is_e3kit_pythia_backup
+
+    brain = generate_key_pair().private_key  # stands for E3Kit's Pythia brain key
+    message = sign_then_encrypt(b'{"alice": {"data": "..."}}', brain, [brain.public_key])
+    split = parse_message_info(message).length
+    meta, value = message[:split], message[split:]
+    assert is_e3kit_pythia_backup(meta)
+    with pytest.raises(PythiaBackupNotSupportedError, match="Restore it with E3Kit"):
+        open_backup(meta, value, "any password", identity="alice")
+    assert not is_e3kit_pythia_backup(seal_backup(brain, "pw", identity="a", params=FAST).meta)
+
+
 def _first_virgil_message(vectors) -> bytes:
     import base64
 

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from twilio_e2ee.crypto.keys import PrivateKey, PublicKey, import_private_key
+from twilio_e2ee.crypto.message_info import parse_message_info
 from twilio_e2ee.crypto.signatures import SIGNATURE_LENGTH, check_signature, sign
 from twilio_e2ee.errors import (
     ConfigurationError,
@@ -165,8 +166,18 @@ def _context(identity: str, root: str, path: str, key: str) -> bytes:
 
 
 def is_e3kit_pythia_backup(meta: bytes) -> bool:
-    """True when ``meta`` is a Virgil message info (an E3Kit/Keyknox signThenEncrypt entry)."""
-    return len(meta) > 16 and meta[0] == 0x30 and _ENVELOPED_DATA_OID in meta[:64]
+    """True when ``meta`` is a Virgil message info (an E3Kit/Keyknox signThenEncrypt entry).
+
+    Keyknox entries written by Virgil's SDKs are ``signThenEncryptDetached`` outputs: the meta is
+    the message info alone. A damaged one is still recognised by its envelopedData OID.
+    """
+    if len(meta) < 16 or meta[0] != 0x30:
+        return False
+    try:
+        parse_message_info(meta)
+    except E2EEError:
+        return _ENVELOPED_DATA_OID in meta[:64]
+    return True
 
 
 def parse_header(meta: bytes) -> BackupHeader:
