@@ -7,6 +7,7 @@ sender (the weakness, research/security.md §2.1–2.4), hardened mode rejects i
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 
 from tests import test_chat_helpers as helpers
 from tests.test_chat_helpers import ChatStack, User, card_of, texts, uid
@@ -18,7 +19,7 @@ from twilio_e2ee.chat.hardened import decode_envelope
 stack = helpers.stack  # fixtures
 
 
-def reasons(items: list[object]) -> list[FailureReason | None]:
+def reasons(items: Sequence[object]) -> list[FailureReason | None]:
     return [i.reason if isinstance(i, MessageFailure) else None for i in items]
 
 

@@ -4,9 +4,10 @@ Messages are E3Kit ``authEncrypt`` ciphertexts, base64 in the body (as Virgil's 
 E3Kit front-ends and this package read each other's messages. See :class:`EncryptedConversation`.
 """
 
+from twilio_e2ee.chat.aconversation import AsyncEncryptedConversation
 from twilio_e2ee.chat.attributes import MessageHints, build_attributes, parse_attributes
 from twilio_e2ee.chat.codec import DEFAULT_MAX_BODY_CHARS, ChatKeys, open_message, seal_message
-from twilio_e2ee.chat.conversation import EncryptedConversation
+from twilio_e2ee.chat.conversation import EncryptedConversation, create_conversation
 from twilio_e2ee.chat.errors import (
     AttributesError,
     CrossConversationError,
@@ -22,6 +23,7 @@ from twilio_e2ee.chat.errors import (
     WebhookSignatureError,
 )
 from twilio_e2ee.chat.hardened import CounterSource, HardenedEnvelope, MemoryReplayStore
+from twilio_e2ee.chat.keys import EThreeKeys
 from twilio_e2ee.chat.live import MessagePoller
 from twilio_e2ee.chat.results import (
     DecryptedMessage,
@@ -36,6 +38,7 @@ from twilio_e2ee.chat.webhook import WebhookReceiver
 
 __all__ = [
     "DEFAULT_MAX_BODY_CHARS",
+    "AsyncEncryptedConversation",
     "AttributesError",
     "ChatKeys",
     "CounterSource",
@@ -43,6 +46,7 @@ __all__ = [
     "DecryptedMessage",
     "DeliveryError",
     "DuplicateMessageError",
+    "EThreeKeys",
     "EncryptedConversation",
     "FailureReason",
     "HardenedEnvelope",
@@ -64,6 +68,7 @@ __all__ = [
     "WebhookSignatureError",
     "WireMessage",
     "build_attributes",
+    "create_conversation",
     "open_message",
     "parse_attributes",
     "seal_message",
