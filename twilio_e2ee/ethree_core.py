@@ -238,8 +238,7 @@ class EThreeCore:
         self.identity: str | None = None
         self.cache: dict[str, Card] = {}  # identity -> last verified, pinned card
         self._private_key: PrivateKey | None = None
-        self._key_lock = threading.Lock()  # register / rotate in progress
-        self._lock = threading.Lock()  # state updates
+        self._key_lock = threading.Lock()  # held while register / rotate runs
 
     # --- building blocks ------------------------------------------------------------------
 
