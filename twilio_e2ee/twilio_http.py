@@ -13,6 +13,7 @@ Twilio.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,6 +65,11 @@ def _headers(url: str, headers: dict[str, str] | None, base_url: str | None) -> 
         if host and _is_twilio_host(host):
             out[ORIGINAL_HOST_HEADER] = host
     return out
+
+
+def _basic_auth(auth: tuple[str, str]) -> str:
+    token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
+    return f"Basic {token}"
 
 
 class RedirectingHttpClient(TwilioHttpClient):  # type: ignore[misc]
@@ -119,13 +125,16 @@ class AsyncRedirectingHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         timeout: float | None = None,
         allow_redirects: bool = False,
     ) -> Response:
+        merged = _headers(url, headers, self.base_url)
+        if auth is not None:  # aiohttp 3.14 deprecates BasicAuth/auth=: send the header ourselves
+            merged["Authorization"] = _basic_auth(auth)
         return await super().request(
             method,
             rewrite_twilio_url(url, self.base_url),
             params=params,
             data=data,
-            headers=_headers(url, headers, self.base_url),
-            auth=auth,
+            headers=merged,
+            auth=None,
             timeout=timeout,
             allow_redirects=allow_redirects,
         )
