@@ -6,6 +6,7 @@ import hashlib
 import os
 
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from twilio_e2ee.crypto import (
     KeyPair,
@@ -21,6 +22,7 @@ from twilio_e2ee.crypto import (
     encrypt,
     generate_key_pair,
     import_public_key,
+    inspect_message,
     message_info,
     message_recipient_ids,
     messages,
@@ -119,6 +121,23 @@ def test_recipient_ids_and_dedup(people: list[KeyPair]) -> None:
     assert sorted(ids) == sorted([bob.public_key.identifier, alice.public_key.identifier])
 
 
+def test_inspect_message(people: list[KeyPair]) -> None:
+    alice, bob = people[0], people[1]
+    auth = inspect_message(
+        auth_encrypt(b"x", alice.private_key, [bob.public_key, alice.public_key])
+    )
+    assert auth.mode == "auth_encrypt" and auth.padded and auth.key_committed
+    assert auth.signer_key_id is None  # hidden in the encrypted footer
+    assert set(auth.recipient_ids) == {bob.public_key.identifier, alice.public_key.identifier}
+    legacy = inspect_message(sign_then_encrypt(b"x", alice.private_key, bob.public_key))
+    assert legacy.mode == "sign_then_encrypt"
+    assert legacy.signer_key_id == alice.public_key.identifier  # visible to anyone
+    plain = encrypt(b"x", bob.public_key, key_commitment=False)
+    summary = inspect_message(plain)
+    assert summary.mode == "encrypt" and not summary.key_committed
+    assert summary.total_size == len(plain) and summary.header_size < len(plain)
+
+
 def test_not_a_recipient(people: list[KeyPair]) -> None:
     message = auth_encrypt(b"x", people[0].private_key, [people[1].public_key])
     with pytest.raises(NotARecipientError):
@@ -183,9 +202,57 @@ def test_bad_arguments(people: list[KeyPair]) -> None:
 # --- key commitment ------------------------------------------------------------------------------
 
 
-def _two_key_message(people: list[KeyPair], commit: bool) -> tuple[bytes, bytes, bytes]:
-    """A malicious sender's `encrypt` message whose entries wrap *different* keys for Bob and
-    Carol under one header (the invisible-salamander setup)."""
+def _gf_mul(x: int, y: int) -> int:
+    """Multiplication in GCM's GF(2^128) (NIST SP 800-38D bit order)."""
+    z, v = 0, x
+    for i in range(127, -1, -1):
+        if (y >> i) & 1:
+            z ^= v
+        v = (v >> 1) ^ (0xE1 << 120) if v & 1 else v >> 1
+    return z
+
+
+def _gf_pow(x: int, e: int) -> int:
+    result = 1 << 127  # the field's 1 in GCM bit order
+    while e:
+        if e & 1:
+            result = _gf_mul(result, x)
+        x = _gf_mul(x, x)
+        e >>= 1
+    return result
+
+
+def _aes_block(key: bytes, block: bytes) -> int:
+    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    return int.from_bytes(enc.update(block) + enc.finalize(), "big")
+
+
+def _salamander(k1: bytes, k2: bytes, nonce: bytes, blocks: int = 4) -> bytes:
+    """One AES-GCM ciphertext + tag that authenticates under both keys (Dodis et al. 2018):
+    all blocks random but one, solved from the linear equation tag(k1) = tag(k2)."""
+    h1, h2 = _aes_block(k1, bytes(16)), _aes_block(k2, bytes(16))
+    j0 = nonce + b"\x00\x00\x00\x01"
+    lengths = blocks * 128  # len(AAD) = 0 || len(C) in bits, as one block
+    c = [int.from_bytes(os.urandom(16), "big") for _ in range(blocks)]
+
+    def coeff(i: int) -> int:  # block i (0-based) is multiplied by H^(blocks + 1 - i)
+        return _gf_pow(h1, blocks + 1 - i) ^ _gf_pow(h2, blocks + 1 - i)
+
+    rhs = _aes_block(k1, j0) ^ _aes_block(k2, j0) ^ _gf_mul(lengths, h1 ^ h2)
+    for i in range(1, blocks):
+        rhs ^= _gf_mul(c[i], coeff(i))
+    c[0] = _gf_mul(rhs, _gf_pow(coeff(0), 2**128 - 2))  # divide by the coefficient
+    tag = 0
+    for block in [*c, lengths]:
+        tag = _gf_mul(tag ^ block, h1)
+    tag ^= _aes_block(k1, j0)
+    return b"".join(x.to_bytes(16, "big") for x in c) + tag.to_bytes(16, "big")
+
+
+def _two_key_message(people: list[KeyPair], commit: bool) -> bytes:
+    """A malicious sender's `encrypt` message: one header and body, but Bob's and Carol's
+    entries wrap *different* keys, and the body is an AES-GCM "invisible salamander" that
+    authenticates under both, so each would read a different plaintext."""
     bob, carol = people[1], people[2]
     k_bob, k_carol, nonce = os.urandom(32), os.urandom(32), os.urandom(12)
     entries = messages._entries(k_bob, [bob.public_key]) + messages._entries(
@@ -200,16 +267,22 @@ def _two_key_message(people: list[KeyPair], commit: bool) -> tuple[bytes, bytes,
         padded=False,
         key_commitment=commit,
     )
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    return header + AESGCM(k_bob).encrypt(nonce, b"for bob", b""), k_bob, k_carol
+    return header + _salamander(k_bob, k_carol, nonce)
 
 
-def test_key_commitment_rejects_per_recipient_keys(people: list[KeyPair]) -> None:
-    message, _, _ = _two_key_message(people, commit=True)
-    assert decrypt(message, people[1].private_key) == b"for bob"
+def test_invisible_salamander_without_commitment(people: list[KeyPair]) -> None:
+    """Virgil's format alone (unsigned encrypt) lets one message open to two plaintexts."""
+    message = _two_key_message(people, commit=False)
+    for_bob = decrypt(message, people[1].private_key)
+    for_carol = decrypt(message, people[2].private_key)
+    assert for_bob != for_carol and len(for_bob) == len(for_carol) == 64
+
+
+def test_key_commitment_stops_the_salamander(people: list[KeyPair]) -> None:
+    message = _two_key_message(people, commit=True)
+    assert len(decrypt(message, people[1].private_key)) == 64
     with pytest.raises(IntegrityError, match="key commitment"):
-        decrypt(message, people[2].private_key)  # rejected before the body is even looked at
+        decrypt(message, people[2].private_key)  # rejected before the body is looked at
 
 
 def test_require_key_commitment(people: list[KeyPair]) -> None:

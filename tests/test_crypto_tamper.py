@@ -26,8 +26,10 @@ from twilio_e2ee.crypto import (
     generate_key_pair,
     import_private_key,
     import_public_key,
+    inspect_message,
     message_info,
     message_recipient_ids,
+    messages,
     padding,
     sign_then_encrypt,
     verify,
@@ -149,6 +151,7 @@ def test_fuzz_message_decoders(data: bytes) -> None:
         lambda d: decrypt_then_verify(d, BOB.private_key, [ALICE.public_key, BOB.public_key]),
         lambda d: decrypt(d, BOB.private_key),
         message_recipient_ids,
+        inspect_message,
         message_info.parse_message_info,
     ):
         out = _only_package_errors(fn, data)
@@ -170,6 +173,7 @@ def test_fuzz_key_and_signature_decoders(data: bytes | str) -> None:
 def test_fuzz_envelope_padding_and_der(data: bytes) -> None:
     _only_package_errors(lambda d: ecies.unwrap_key(d, BOB.private_key), data)
     _only_package_errors(padding.unpad, data)
+    _only_package_errors(messages._parse_footer, data)
 
     def walk(d: bytes) -> None:
         r = DerReader(d)

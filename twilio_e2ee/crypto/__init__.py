@@ -18,6 +18,7 @@ from twilio_e2ee.crypto.keys import (
 from twilio_e2ee.crypto.messages import (
     DecryptedMessage,
     MessageMode,
+    MessageSummary,
     auth_decrypt,
     auth_decrypt_message,
     auth_encrypt,
@@ -26,6 +27,7 @@ from twilio_e2ee.crypto.messages import (
     decrypt_then_verify,
     decrypt_then_verify_message,
     encrypt,
+    inspect_message,
     message_recipient_ids,
     sign_then_encrypt,
 )
@@ -35,6 +37,7 @@ __all__ = [
     "DecryptedMessage",
     "KeyPair",
     "MessageMode",
+    "MessageSummary",
     "PrivateKey",
     "PublicKey",
     "auth_decrypt",
@@ -51,6 +54,7 @@ __all__ = [
     "generate_key_pair",
     "import_private_key",
     "import_public_key",
+    "inspect_message",
     "key_id",
     "message_recipient_ids",
     "sign",

@@ -66,6 +66,7 @@ from twilio_e2ee.errors import (
 __all__ = [
     "DecryptedMessage",
     "MessageMode",
+    "MessageSummary",
     "auth_decrypt",
     "auth_decrypt_message",
     "auth_encrypt",
@@ -74,6 +75,7 @@ __all__ = [
     "decrypt_then_verify",
     "decrypt_then_verify_message",
     "encrypt",
+    "inspect_message",
     "message_recipient_ids",
     "sign_then_encrypt",
 ]
@@ -542,6 +544,47 @@ def auth_decrypt(
 ) -> bytes:
     """E3Kit ``authDecrypt``: decrypt and verify; returns the plaintext."""
     return auth_decrypt_message(data, recipient_private_key, signer_public_keys).plaintext
+
+
+@dataclass(frozen=True)
+class MessageSummary:
+    """What anyone holding a message sees without a key: its clear header (not verified).
+
+    `mode` is what the header declares; `signer_key_id` is visible only in the legacy
+    sign_then_encrypt form; `key_committed` means the header carries our commitment parameter.
+    """
+
+    mode: MessageMode
+    recipient_ids: tuple[bytes, ...]
+    signer_key_id: bytes | None
+    key_committed: bool
+    padded: bool
+    header_size: int
+    total_size: int
+
+
+def inspect_message(data: BytesLike | str) -> MessageSummary:
+    """Read a message's clear header (strictly) without decrypting: for "what Twilio sees"."""
+    raw = load_bytes(data, "message")
+    info = parse_message_info(raw)
+    params = info.custom_params
+    mode: MessageMode
+    if info.data_size is not None:
+        mode = "auth_encrypt"
+    elif SIGNATURE_PARAM in params or SIGNER_ID_PARAM in params:
+        mode = "sign_then_encrypt"
+    else:
+        mode = "encrypt"
+    signer = params.get(SIGNER_ID_PARAM)
+    return MessageSummary(
+        mode=mode,
+        recipient_ids=tuple(key_id for key_id, _ in info.recipients),
+        signer_key_id=signer if isinstance(signer, bytes) else None,
+        key_committed=info.commitment_offset is not None,
+        padded=info.padded,
+        header_size=info.length,
+        total_size=len(raw),
+    )
 
 
 def message_recipient_ids(data: BytesLike | str) -> list[bytes]:
