@@ -106,7 +106,9 @@ class Backend:
     async def json_body(self, request: Request, *, optional: bool = False) -> dict[str, Any]:
         limit = self.config.max_body_bytes
         declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if declared is not None and not declared.isdigit():
+            raise ApiError(400, "invalid Content-Length", "invalid_request")
+        if declared is not None and int(declared) > limit:
             raise ApiError(413, f"request body larger than {limit} bytes", "body_too_large")
         body = b""
         async for chunk in request.stream():
