@@ -159,7 +159,7 @@ def test_messages_verify_across_sender_key_rotation(
     alice.ethree.cleanup()
     new_card = alice.ethree.rotate_private_key()
     assert new_card.previous_card_id == old_card.id
-    bob.ethree.pinning.acknowledge(alice.identity, new_card)  # Bob accepts the key change
+    # no acknowledge needed: the new card is chained from the pinned one
     alice.conversation(sid).send("after rotation")
     items = list(bob.conversation(sid).history())
     assert texts(items) == ["before rotation", "after rotation"]
@@ -193,3 +193,23 @@ def test_progress_bar_history(
     items = list(bob.conversation(sid).history(progress=True, page_size=2))
     assert texts(items) == [f"m{n}" for n in range(5)]
     assert "5/5" in capsys.readouterr().err
+
+
+def test_unchained_key_change_is_reported_until_acknowledged(
+    alice_bob: tuple[User, User, str],
+) -> None:
+    alice, bob, sid = alice_bob
+    b = bob.conversation(sid)
+    alice.conversation(sid).send("first key")
+    assert texts(list(b.history())) == ["first key"]
+    # Alice (or someone controlling the directory) replaces her card without a rotation chain
+    alice.ethree.unregister()
+    new_card = alice.ethree.register()
+    alice.conversation(sid).send("second key")
+    items = list(bob.conversation(sid).history())
+    assert [getattr(i, "reason", None) for i in items] == [FailureReason.KEY_CHANGED] * 2
+    # after comparing safety numbers, Bob accepts the new key: new messages verify again
+    bob.ethree.pinning.acknowledge(alice.identity, new_card)
+    items = list(bob.conversation(sid).history())
+    assert texts(items) == [None, "second key"]
+    assert getattr(items[0], "reason", None) is FailureReason.SIGNATURE_MISMATCH

@@ -151,3 +151,21 @@ def test_webhook_rejects_forged_and_dedups_retries(
             r = http.post(url, data=params, headers={"X-Twilio-Signature": good})
             assert r.status_code == 204
     assert texts(got) == ["signed event"]
+
+
+def test_polling_rides_through_read_faults(stack: ChatStack) -> None:
+    alice, bob = User(stack, uid("alice")), User(stack, uid("bob"))
+    service = stack.credentials.twilio.service_sid  # service-scoped URLs this time
+    sid = create_conversation(alice.client, [alice.identity, bob.identity], service_sid=service)
+    poller = bob.conversation(sid, service_sid=service).poller(start="now", interval=0.05)
+    poller.poll_once()
+    alice.conversation(sid, service_sid=service).send("through the storm")
+    faults = stack.twilio.faults
+    faults.clear(seed=5)
+    fault = faults.add("rate_limit", method="GET", path="*/Messages", times=3, retry_after=0)
+    try:
+        got = list(itertools.islice(poller.iterate(timeout=20), 1))
+    finally:
+        faults.clear()
+    assert fault.hits == 3
+    assert texts(got) == ["through the storm"]
