@@ -467,3 +467,34 @@ def test_sqlite_state_survives_a_restart(tmp_path: Path) -> None:
     finally:
         server2.stop()
         service2.close()
+
+
+def test_failures_inside_a_request_leave_no_partial_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = generate_development_credentials().twilio
+    service = MockTwilioService(creds)
+    server, m = _start(service, creds)
+    try:
+        v1 = m.client.conversations.v1
+        conv = v1.conversations.create()
+        v1.conversations(conv.sid).messages.create(body="first")
+        real_insert = service.store.insert
+
+        def broken_insert(kind: str, *args: Any, **kwargs: Any) -> Any:
+            if kind == "message":
+                raise RuntimeError("disk full")
+            return real_insert(kind, *args, **kwargs)
+
+        monkeypatch.setattr(service.store, "insert", broken_insert)
+        err = rest_error(lambda: v1.conversations(conv.sid).messages.create(body="lost"))
+        assert (err.status, err.code) == (500, 20500)
+        monkeypatch.setattr(service.store, "insert", real_insert)
+        # the index counter was rolled back with the failed insert
+        assert v1.conversations(conv.sid).messages.create(body="second").index == 1
+        assert [x["body"] for x in service.messages(conv.sid)] == ["first", "second"]
+        huge = http_call(
+            m.url, "POST", "/v1/Conversations", auth=m.auth, data={"Attributes": "x" * 1_100_000}
+        )
+        assert huge.status_code == 413
+    finally:
+        server.stop()
+        service.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,8 @@ from mock_services.twilio.webhooks import WebhookDelivery, WebhookTarget, delive
 from twilio_e2ee.credentials import TwilioCredentials
 
 __all__ = ["MockTwilioService"]
+
+log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 1024 * 1024
 _SEG = r"[^/]+"
@@ -214,13 +217,17 @@ class MockTwilioService:
     async def _dispatch(self, request: Request) -> Response:
         method = request.method
         path = request.url.path
-        raw = await request.body()
         form = Form()
         try:
-            if len(raw) > MAX_REQUEST_BYTES:
-                raise E.TwilioApiError(413, E.BAD_REQUEST, "Request entity too large")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_REQUEST_BYTES:
+                    raise E.TwilioApiError(413, E.BAD_REQUEST, "Request entity too large")
+                chunks.append(chunk)
             try:
-                text = raw.decode("utf-8")
+                text = b"".join(chunks).decode("utf-8")
             except UnicodeDecodeError:
                 raise E.bad_request("Request body is not UTF-8") from None
             if text and "json" in request.headers.get("content-type", ""):
@@ -229,6 +236,14 @@ class MockTwilioService:
                 form.setdefault(key, []).append(value)
         except E.TwilioApiError as exc:
             return self._error(method, path, form, exc, None)
+        try:
+            return await self._handle(request, method, path, form)
+        except Exception:  # a bug in the mock: answer like Twilio, never a traceback page
+            log.exception("mock Twilio failed on %s %s", method, path)
+            error = E.TwilioApiError(500, E.INTERNAL_ERROR, "Internal server error")
+            return self._error(method, path, form, error, None)
+
+    async def _handle(self, request: Request, method: str, path: str, form: Form) -> Response:
         principal: Principal | None = None
         ctx: Context | None = None
         try:
