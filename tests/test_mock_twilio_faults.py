@@ -12,6 +12,7 @@ from twilio.rest import Client
 from mock_services.twilio import FaultInjector, MockTwilioService
 from tests.twilio_spec import ValidatingHttpClient, http_call
 from twilio_e2ee.credentials import TwilioCredentials, generate_development_credentials
+from twilio_e2ee.errors import ConfigurationError
 from twilio_e2ee.servers import ServerThread
 
 MESSAGES = "/v1/Conversations/*/Messages"
@@ -144,13 +145,13 @@ def test_seeded_faults_repeat_over_http(world: World) -> None:
 
 def test_bad_fault_configurations_are_refused() -> None:
     injector = FaultInjector()
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         injector.add("explode")  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         injector.add("rate_limit", rate=1.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         injector.add("server_error", status=404)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigurationError):
         injector.add("rate_limit", status=503)
     fault = injector.add("answer_lost")
     injector.remove(fault)

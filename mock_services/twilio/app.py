@@ -31,6 +31,7 @@ from mock_services.twilio.resources import Context, ConversationsApi, Event, For
 from mock_services.twilio.store import Record, TwilioStore
 from mock_services.twilio.webhooks import WebhookDelivery, WebhookTarget, deliver
 from twilio_e2ee.credentials import TwilioCredentials
+from twilio_e2ee.errors import ConfigurationError
 
 __all__ = ["MockTwilioService"]
 
@@ -62,7 +63,7 @@ class MockTwilioService:
         webhooks_require_header: bool = True,
     ) -> None:
         if credentials.auth_token is None:
-            raise ValueError("the mock Twilio service needs credentials with an auth_token")
+            raise ConfigurationError("the mock Twilio service needs credentials with an auth_token")
         self.credentials = credentials
         self.auth_token: str = credentials.auth_token
         self.journal = journal if journal is not None else Journal()

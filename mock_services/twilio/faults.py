@@ -26,6 +26,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
+from twilio_e2ee.errors import ConfigurationError
+
 __all__ = ["Fault", "FaultInjector", "FaultKind"]
 
 FaultKind = Literal["rate_limit", "server_error", "answer_lost"]
@@ -75,14 +77,15 @@ class FaultInjector:
     ) -> Fault:
         """Add a fault; returns it (pass it to :meth:`remove`, read its ``hits``)."""
         if kind not in _DEFAULT_STATUS:
-            raise ValueError(f"unknown fault kind {kind!r}; use one of {sorted(_DEFAULT_STATUS)}")
+            known = ", ".join(sorted(_DEFAULT_STATUS))
+            raise ConfigurationError(f"unknown fault kind {kind!r}; use one of {known}")
         if not 0.0 <= rate <= 1.0:
-            raise ValueError("rate must be between 0 and 1")
+            raise ConfigurationError("rate must be between 0 and 1")
         code = status if status is not None else _DEFAULT_STATUS[kind]
         if kind == "rate_limit" and code != 429:
-            raise ValueError("a rate_limit fault answers 429")
+            raise ConfigurationError("a rate_limit fault answers 429")
         if kind != "rate_limit" and not 500 <= code <= 599:
-            raise ValueError(f"a {kind} fault answers a 5xx status")
+            raise ConfigurationError(f"a {kind} fault answers a 5xx status")
         fault = Fault(kind, method, path, rate, times, code, retry_after)
         with self._lock:
             self._faults.append(fault)
