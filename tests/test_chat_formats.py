@@ -7,6 +7,7 @@ import json
 import secrets
 import struct
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -33,6 +34,8 @@ from twilio_e2ee.chat.hardened import (
     MAGIC,
     CounterSource,
     MemoryReplayStore,
+    ReplayStore,
+    SqliteReplayStore,
     check_binding,
     decode_envelope,
     encode_envelope,
@@ -213,8 +216,13 @@ def test_counter_source_strictly_increasing_and_clock_based() -> None:
     assert CounterSource().next(CONV) > values[0]  # a "restarted" sender does not go back
 
 
-def test_replay_store_rules() -> None:
-    store = MemoryReplayStore(window=4)
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_replay_store_rules(kind: str, tmp_path: Path) -> None:
+    store: ReplayStore = (
+        MemoryReplayStore(window=4)
+        if kind == "memory"
+        else SqliteReplayStore(tmp_path / "replay.db", window=4)
+    )
     sender = card_id()
 
     def check(mid: bytes, counter: int, sid: str | None, conv: str = CONV) -> None:
@@ -243,6 +251,15 @@ def test_replay_store_rules() -> None:
     check(ids[6], 15, "IM7")
     # another conversation is another stream
     check(ids[7], 1, "IM8", conv="CH" + "c" * 32)
+    if isinstance(store, SqliteReplayStore):  # state survives a restart
+        store.close()
+        store = SqliteReplayStore(tmp_path / "replay.db", window=4)
+        with pytest.raises(DuplicateMessageError):
+            check(ids[3], 12, "IM9")
+        with pytest.raises(ReplayError, match="older"):
+            check(ids[8], 11, "IM10")
+        check(ids[8], 16, "IM10")
+        store.close()
 
 
 def test_replay_store_header_layout_is_documented() -> None:

@@ -22,7 +22,13 @@ from twilio_e2ee.chat.errors import (
     TwilioUnavailableError,
     WebhookSignatureError,
 )
-from twilio_e2ee.chat.hardened import CounterSource, HardenedEnvelope, MemoryReplayStore
+from twilio_e2ee.chat.hardened import (
+    CounterSource,
+    HardenedEnvelope,
+    MemoryReplayStore,
+    ReplayStore,
+    SqliteReplayStore,
+)
 from twilio_e2ee.chat.keys import EThreeKeys
 from twilio_e2ee.chat.live import MessagePoller
 from twilio_e2ee.chat.results import (
@@ -59,9 +65,11 @@ __all__ = [
     "NotAddressedError",
     "ReceivedItem",
     "ReplayError",
+    "ReplayStore",
     "RetryPolicy",
     "SenderMismatchError",
     "SentMessage",
+    "SqliteReplayStore",
     "TwilioServiceError",
     "TwilioUnavailableError",
     "WebhookReceiver",

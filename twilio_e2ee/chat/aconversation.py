@@ -27,7 +27,12 @@ from twilio_e2ee.chat.codec import (
     seal_message,
 )
 from twilio_e2ee.chat.conversation import _CardCache, wire_from_instance
-from twilio_e2ee.chat.hardened import CounterSource, MemoryReplayStore, ReplayStore
+from twilio_e2ee.chat.hardened import (
+    SHARED_COUNTERS,
+    CounterSource,
+    MemoryReplayStore,
+    ReplayStore,
+)
 from twilio_e2ee.chat.results import ReceivedItem, SentMessage, WireMessage
 from twilio_e2ee.chat.retry import RetryPolicy, send_with_retry_async
 from twilio_e2ee.chat.transport import install_retry_after_probe, last_retry_after
@@ -71,7 +76,7 @@ class AsyncEncryptedConversation:
         self.service_sid = service_sid
         self.hardened = hardened
         self.replay_store: ReplayStore = replay_store or MemoryReplayStore()
-        self.counters = counters or CounterSource()
+        self.counters = counters or SHARED_COUNTERS
         self.max_body_chars = max_body_chars
         self.retry_policy = retry_policy or RetryPolicy()
         self.lookup_depth = lookup_depth

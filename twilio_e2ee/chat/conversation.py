@@ -27,7 +27,12 @@ from twilio_e2ee.chat.codec import (
     open_message,
     seal_message,
 )
-from twilio_e2ee.chat.hardened import CounterSource, MemoryReplayStore, ReplayStore
+from twilio_e2ee.chat.hardened import (
+    SHARED_COUNTERS,
+    CounterSource,
+    MemoryReplayStore,
+    ReplayStore,
+)
 from twilio_e2ee.chat.results import ReceivedItem, SentMessage, WireMessage
 from twilio_e2ee.chat.retry import RetryPolicy, send_with_retry
 from twilio_e2ee.chat.transport import install_retry_after_probe, last_retry_after
@@ -118,6 +123,11 @@ class EncryptedConversation:
             uncertain failure.
         fire_webhooks: send ``X-Twilio-Webhook-Enabled: true`` so REST-posted messages trigger
             ``onMessageAdded`` webhooks (Twilio fires them for REST actions only on request).
+        replay_store: hardened-mode memory of accepted messages (default: in memory, per object);
+            share one (or a :class:`~twilio_e2ee.chat.SqliteReplayStore`) between the history
+            reader, poller and webhook of a user, and read hardened history oldest first.
+
+    The client's ``http_client`` is wrapped once in a pass-through that reads ``Retry-After``.
     """
 
     def __init__(
@@ -147,7 +157,7 @@ class EncryptedConversation:
         self.service_sid = service_sid
         self.hardened = hardened
         self.replay_store: ReplayStore = replay_store or MemoryReplayStore()
-        self.counters = counters or CounterSource()
+        self.counters = counters or SHARED_COUNTERS
         self.max_body_chars = max_body_chars
         self.retry_policy = retry_policy or RetryPolicy()
         self.lookup_depth = lookup_depth

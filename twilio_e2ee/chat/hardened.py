@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import sqlite3
 import struct
 import threading
 import time
 from bisect import bisect_left, insort
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from twilio_e2ee.chat.errors import (
@@ -49,6 +51,7 @@ __all__ = [
     "MemoryReplayStore",
     "ReplayStore",
     "ReplayWindow",
+    "SqliteReplayStore",
     "check_binding",
     "decode_envelope",
     "encode_envelope",
@@ -253,6 +256,9 @@ class CounterSource:
             return value
 
 
+SHARED_COUNTERS = CounterSource()  # the default: one counter stream per process and conversation
+
+
 class ReplayStore(Protocol):
     """Where a reader remembers hardened messages it accepted."""
 
@@ -328,3 +334,87 @@ class MemoryReplayStore:
             self._ids[message_id] = record
             while len(self._ids) > self._max_ids:
                 self._ids.popitem(last=False)
+
+
+class SqliteReplayStore:
+    """Replay protection that survives restarts (same rules as :class:`MemoryReplayStore`).
+
+    Each check and its record happen in one transaction, so a crash never leaves a half-recorded
+    message, and a rejected message records nothing.
+    """
+
+    def __init__(self, path: str | Path, window: int = 2048) -> None:
+        self._window = window
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS seen_ids (
+                message_id BLOB PRIMARY KEY, conversation TEXT NOT NULL, sender TEXT NOT NULL,
+                counter INTEGER NOT NULL, message_sid TEXT);
+            CREATE TABLE IF NOT EXISTS counters (
+                conversation TEXT NOT NULL, sender TEXT NOT NULL, counter INTEGER NOT NULL,
+                PRIMARY KEY (conversation, sender, counter));
+            """
+        )
+
+    def check_and_record(
+        self,
+        *,
+        conversation_sid: str,
+        sender_card_id: str,
+        message_id: bytes,
+        counter: int,
+        message_sid: str | None,
+    ) -> None:
+        key = (conversation_sid, sender_card_id)
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT conversation, sender, counter, message_sid FROM seen_ids "
+                    "WHERE message_id = ?",
+                    (message_id,),
+                ).fetchone()
+                if row is not None:
+                    if tuple(row) == (*key, counter, message_sid) and message_sid is not None:
+                        db.execute("COMMIT")
+                        return
+                    raise DuplicateMessageError(
+                        "this message id was already delivered (duplicate or replayed message)"
+                    )
+                if db.execute(
+                    "SELECT 1 FROM counters WHERE conversation = ? AND sender = ? AND counter = ?",
+                    (*key, counter),
+                ).fetchone():
+                    raise ReplayError("counter already used by another message (replay)")
+                count, oldest = db.execute(
+                    "SELECT COUNT(*), MIN(counter) FROM counters "
+                    "WHERE conversation = ? AND sender = ?",
+                    key,
+                ).fetchone()
+                if count >= self._window and counter < oldest:
+                    raise ReplayError(
+                        "counter is older than the replay window (replayed or too late)"
+                    )
+                db.execute("INSERT INTO counters VALUES (?, ?, ?)", (*key, counter))
+                if count + 1 > self._window:
+                    db.execute(
+                        "DELETE FROM counters WHERE conversation = ? AND sender = ? AND counter = "
+                        "(SELECT MIN(counter) FROM counters WHERE conversation = ? AND sender = ?)",
+                        (*key, *key),
+                    )
+                db.execute(
+                    "INSERT INTO seen_ids VALUES (?, ?, ?, ?, ?)",
+                    (message_id, *key, counter, message_sid),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
