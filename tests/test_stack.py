@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from mock_services.stack import CREDENTIALS_FILE, OfflineStack
+from tests.twilio_spec import ValidatingHttpClient, http_call
 from twilio_e2ee.errors import ConfigurationError
 from twilio_e2ee.servers import bind_loopback
 from twilio_e2ee.twilio_http import twilio_rest_client
@@ -40,6 +41,7 @@ def test_stack_serves_three_services_with_shared_credentials(offline_stack: Offl
     client = twilio_rest_client(
         creds.twilio.account_sid, creds.twilio.auth_token, base_url=stack.twilio_url
     )
+    client.http_client = ValidatingHttpClient(stack.twilio_url)  # check every answer vs the spec
     config = client.conversations.v1.configuration().fetch()
     assert config.default_chat_service_sid == creds.twilio.service_sid
     # the backend's tokens are accepted by both mocks: they share the credentials
@@ -55,8 +57,11 @@ def test_stack_serves_three_services_with_shared_credentials(offline_stack: Offl
             "virgilToken"
         ]
         conv = client.conversations.v1.conversations.create(friendly_name="stack")
-        posted = http.post(
-            f"{stack.twilio_url}/v1/Conversations/{conv.sid}/Messages",
+        posted = http_call(
+            stack.twilio_url,
+            "POST",
+            f"/v1/Conversations/{conv.sid}/Messages",
+            auth=None,
             data={"Body": "from a client token"},
             headers={"X-Twilio-Token": twilio_token},
         )
@@ -93,6 +98,7 @@ def test_restart_with_db_dir_loses_nothing(tmp_path: Path) -> None:
         token = creds.twilio.auth_token
         assert token is not None
         client = twilio_rest_client(creds.twilio.account_sid, token, base_url=stack.twilio_url)
+        client.http_client = ValidatingHttpClient(stack.twilio_url)
         conv = client.conversations.v1.conversations.create(unique_name="kept")
         client.conversations.v1.conversations(conv.sid).participants.create(identity="alice")
         sent = [
@@ -113,6 +119,7 @@ def test_restart_with_db_dir_loses_nothing(tmp_path: Path) -> None:
         assert again.credentials.virgil.app_key.der == creds.virgil.app_key.der
         assert again.cards_service_public_key.der == service_key
         client = twilio_rest_client(creds.twilio.account_sid, token, base_url=again.twilio_url)
+        client.http_client = ValidatingHttpClient(again.twilio_url)
         conv2 = client.conversations.v1.conversations("kept").fetch()
         assert conv2.sid == conv.sid
         parts = client.conversations.v1.conversations(conv.sid).participants.list()
@@ -185,17 +192,14 @@ def test_cli_runs_writes_urls_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert expected <= set(urls)
         assert urls["twilio_url"] == f"http://127.0.0.1:{fixed_port}"
         auth = (urls["twilio_account_sid"], urls["twilio_auth_token"])
+        config = http_call(urls["twilio_url"], "GET", "/v1/Configuration", auth=auth)
+        assert config.status_code == 200
+        assert config.json()["default_chat_service_sid"] == urls["twilio_conversations_service_sid"]
+        created = http_call(
+            urls["twilio_url"], "POST", "/v1/Conversations", data={"UniqueName": "cli"}, auth=auth
+        )
+        assert created.status_code == 201
         with _client() as http:
-            config = http.get(urls["twilio_url"] + "/v1/Configuration", auth=auth)
-            assert config.status_code == 200
-            assert (
-                config.json()["default_chat_service_sid"]
-                == urls["twilio_conversations_service_sid"]
-            )
-            created = http.post(
-                urls["twilio_url"] + "/v1/Conversations", data={"UniqueName": "cli"}, auth=auth
-            )
-            assert created.status_code == 201
             assert http.get(urls["backend_url"] + "/healthz").status_code == 200
     finally:
         code, out, err = _stop(proc)
@@ -207,9 +211,8 @@ def test_cli_runs_writes_urls_and_stops_on_sigterm(tmp_path: Path) -> None:
     try:
         again = _wait_for(urls_file, proc)
         assert again["twilio_account_sid"] == urls["twilio_account_sid"]
-        with _client() as http:
-            fetched = http.get(again["twilio_url"] + "/v1/Conversations/cli", auth=auth)
-            assert fetched.status_code == 200 and fetched.json()["sid"] == created.json()["sid"]
+        fetched = http_call(again["twilio_url"], "GET", "/v1/Conversations/cli", auth=auth)
+        assert fetched.status_code == 200 and fetched.json()["sid"] == created.json()["sid"]
     finally:
         code, out, err = _stop(proc)
     assert code == 0, err

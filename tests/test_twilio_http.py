@@ -15,7 +15,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from mock_services.twilio import MockTwilioService
-from tests.twilio_spec import AsyncValidatingHttpClient
+from tests.twilio_spec import AsyncValidatingHttpClient, validate_last
 from twilio_e2ee.credentials import TwilioCredentials, generate_development_credentials
 from twilio_e2ee.errors import ConfigurationError
 from twilio_e2ee.servers import ServerThread
@@ -179,6 +179,7 @@ def test_twilio_rest_client_async_helper(mock: tuple[TwilioCredentials, str]) ->
         )
         try:
             service = await client.conversations.v1.services(creds.service_sid).fetch_async()
+            assert validate_last(client.http_client).status == 200
             return str(service.sid)
         finally:
             await client.http_client.close()
@@ -191,4 +192,6 @@ def test_twilio_rest_client_sync_helper(mock: tuple[TwilioCredentials, str]) -> 
     assert creds.auth_token is not None
     client = twilio_rest_client(creds.account_sid, creds.auth_token, base_url=url)
     conv = client.conversations.v1.conversations.create(friendly_name="helper")
+    assert validate_last(client.http_client).status == 201
     assert client.conversations.v1.conversations(conv.sid).fetch().friendly_name == "helper"
+    assert validate_last(client.http_client).status == 200

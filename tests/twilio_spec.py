@@ -160,3 +160,19 @@ def http_call(
         )
     validate_exchange(Exchange(method, url, None, data, response.status_code, response.text))
     return response
+
+
+def validate_last(http_client: Any) -> Exchange:
+    """Validate the last exchange of any twilio ``HttpClient`` (its ``_test_only_last_*``)."""
+    request = http_client._test_only_last_request
+    response = http_client._test_only_last_response
+    ex = Exchange(
+        request.method,
+        request.url,
+        request.params or None,
+        request.data or None,
+        response.status_code,
+        response.text,
+    )
+    validate_exchange(ex)
+    return ex
