@@ -15,12 +15,15 @@ from tests import test_chat_helpers as helpers
 from tests.test_chat_helpers import ChatStack, User, card_of, texts, uid
 from twilio_e2ee import crypto
 from twilio_e2ee.chat import (
+    AttributesError,
     DecryptedMessage,
     FailureReason,
     MessageFailure,
     MessageTooLargeError,
 )
 from twilio_e2ee.chat.conversation import create_conversation
+from twilio_e2ee.errors import ChatError, MalformedInputError
+from twilio_e2ee.ethree import UsersNotFoundError
 
 stack = helpers.stack  # fixtures
 alice_bob = helpers.alice_bob
@@ -213,3 +216,27 @@ def test_unchained_key_change_is_reported_until_acknowledged(
     items = list(bob.conversation(sid).history())
     assert texts(items) == [None, "second key"]
     assert getattr(items[0], "reason", None) is FailureReason.SIGNATURE_MISMATCH
+
+
+def test_bad_send_arguments_are_typed_errors_before_any_request(
+    stack: ChatStack, alice_bob: tuple[User, User, str]
+) -> None:
+    alice, _, sid = alice_bob
+    conv = alice.conversation(sid)
+    participants_path = f"/v1/Conversations/{sid}/Participants"
+    before = len(stack.twilio.journal.filter(path_contains=participants_path))
+    with pytest.raises(MalformedInputError, match="str \\(text\\) or bytes"):
+        conv.send(123)  # type: ignore[arg-type]
+    with pytest.raises(ChatError, match="list of identities"):
+        conv.send("hi", recipients="bob")
+    with pytest.raises(ChatError, match="non-empty identity"):
+        conv.send("hi", recipients=["bob", ""])
+    with pytest.raises(AttributesError, match="reserved"):
+        conv.send("hi", attributes={"e2ee": "mine"})
+    # nothing was even looked up on Twilio, and nothing posted
+    assert len(stack.twilio.journal.filter(path_contains=participants_path)) == before
+    assert stack.twilio.messages(sid) == []
+    with pytest.raises(ChatError, match="conversation_sid"):
+        alice.conversation("")
+    with pytest.raises(UsersNotFoundError):
+        conv.send("to a ghost", recipients=[alice.identity, "ghost-" + uid("g")])

@@ -23,6 +23,7 @@ from twilio_e2ee.chat.codec import (
     DEFAULT_MAX_BODY_CHARS,
     ChatKeys,
     SealedMessage,
+    check_outgoing,
     open_message,
     seal_message,
 )
@@ -127,6 +128,7 @@ class AsyncEncryptedConversation:
         attributes: Mapping[str, Any] | None = None,
     ) -> SealedMessage:
         """Encrypt without posting."""
+        check_outgoing(message, recipients, attributes)
         identities = (
             sorted(set(recipients))
             if recipients is not None

@@ -32,6 +32,7 @@ from twilio_e2ee.chat.attributes import (
     parse_attributes,
 )
 from twilio_e2ee.chat.errors import (
+    AttributesError,
     CrossConversationError,
     DuplicateMessageError,
     HardenedFormatError,
@@ -58,6 +59,7 @@ from twilio_e2ee.chat.results import (
     WireMessage,
 )
 from twilio_e2ee.errors import (
+    ChatError,
     E2EEError,
     IntegrityError,
     KeyChangedError,
@@ -71,6 +73,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_CHARS",
     "ChatKeys",
     "SealedMessage",
+    "check_outgoing",
     "open_message",
     "seal_message",
 ]
@@ -115,6 +118,30 @@ class SealedMessage:
     recipient_card_ids: tuple[str, ...]
     sender_card_id: str
     hardened: bool
+
+
+def check_outgoing(
+    payload: object, recipients: object, attributes: Mapping[str, Any] | None = None
+) -> None:
+    """Reject bad `send` arguments before any network call (typed errors that say what to do)."""
+    if not isinstance(payload, (str, bytes, bytearray, memoryview)):
+        raise MalformedInputError(
+            f"send: message must be str (text) or bytes, got {type(payload).__name__}"
+        )
+    if attributes is not None:
+        if not isinstance(attributes, Mapping):
+            raise AttributesError("send: attributes must be a dict of JSON values")
+        build_attributes(MessageHints(), attributes)  # reserved key, JSON, size
+    if recipients is None:
+        return
+    if isinstance(recipients, (str, bytes)) or not isinstance(recipients, Iterable):
+        raise ChatError(
+            "send: recipients must be a list of identities (e.g. ['bob']), "
+            f"got {type(recipients).__name__}"
+        )
+    bad = [r for r in recipients if not isinstance(r, str) or not r]
+    if bad:
+        raise ChatError(f"send: every recipient must be a non-empty identity string, got {bad!r}")
 
 
 def seal_message(

@@ -24,6 +24,7 @@ from twilio_e2ee.chat.codec import (
     DEFAULT_MAX_BODY_CHARS,
     ChatKeys,
     SealedMessage,
+    check_outgoing,
     open_message,
     seal_message,
 )
@@ -212,6 +213,7 @@ class EncryptedConversation:
         attributes: Mapping[str, Any] | None = None,
     ) -> SealedMessage:
         """Encrypt without posting (what `send` posts)."""
+        check_outgoing(message, recipients, attributes)
         identities = (
             sorted(set(recipients)) if recipients is not None else self.participant_identities()
         )
