@@ -426,6 +426,12 @@ def test_access_token_client_mode(mock: Mock) -> None:
     old = http_call(mock.url, "GET", path, auth=None, headers={"X-Twilio-Token": expired})
     assert (old.status_code, old.json()["code"]) == (401, 20104)
     assert [m["author"] for m in mock.service.messages(conv.sid)] == ["frank"]
+    # a user token does not administer the account
+    for method, admin_path in (("GET", "/v1/Services"), ("POST", "/v1/Configuration")):
+        refused = http_call(
+            mock.url, method, admin_path, auth=None, headers={"X-Twilio-Token": token}
+        )
+        assert (refused.status_code, refused.json()["code"]) == (403, 20403)
 
 
 # --- persistence -----------------------------------------------------------------------------

@@ -197,16 +197,23 @@ class MockTwilioService:
                 {"GET": api.fetch_user, "POST": api.update_user, "DELETE": api.delete_user},
             ),
         ]
+        self._admin_routes = len(table)  # account/service administration: not in client mode
         for suffix, handlers in scoped:
             table.append(("/v1" + suffix, handlers, False))
             table.append(("/v1/Services/(?P<svc>[^/]+)" + suffix, handlers, True))
         return [(re.compile(f"^{pattern}$"), handlers, s) for pattern, handlers, s in table]
 
-    def _match(self, method: str, path: str) -> tuple[Handler, dict[str, str], bool]:
-        for pattern, handlers, scoped in self._routes:
+    def _match(
+        self, method: str, path: str, principal: Principal
+    ) -> tuple[Handler, dict[str, str], bool]:
+        for number, (pattern, handlers, scoped) in enumerate(self._routes):
             found = pattern.match(path)
             if found is None:
                 continue
+            if principal.identity is not None and number < self._admin_routes:
+                raise E.TwilioApiError(
+                    403, E.FORBIDDEN, "An access token cannot manage services or configuration"
+                )
             handler = handlers.get(method)
             if handler is None:
                 raise E.TwilioApiError(405, E.METHOD_NOT_ALLOWED, "Method not allowed")
@@ -255,7 +262,7 @@ class MockTwilioService:
                 api_key_sid=self.credentials.api_key_sid,
                 api_secret=self.credentials.api_secret,
             )
-            handler, params, scoped = self._match(method, path)
+            handler, params, scoped = self._match(method, path, principal)
             ctx = Context(
                 account_sid=self.credentials.account_sid,
                 path=path,
