@@ -259,3 +259,25 @@ def test_fuzz_token_parsing_raises_only_token_errors(token: str) -> None:
     for parse in (token_expiry, token_identity):
         with contextlib.suppress(TokenError):
             parse(token)
+
+
+def test_unverified_decoding_reads_latin1_parts_as_the_virgil_parser_does() -> None:
+    """Virgil's JS SDK writes JWT JSON as Latin-1: the provider reads what the verifier reads."""
+    from twilio_e2ee.tokens.virgil_jwt import parse_virgil_jwt
+
+    def seg(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    header = seg(b'{"alg":"VEDS512","kid":"k","typ":"JWT","cty":"virgil-jwt;v=1"}')
+    body = '{"iss":"virgil-app","sub":"identity-bøb","iat":1,"exp":2}'.encode("latin-1")
+    token = f"{header}.{seg(body)}.c2ln"
+    assert parse_virgil_jwt(token).identity == "bøb"
+    assert token_identity(token) == "bøb"
+    assert token_expiry(token) == 2
+
+
+def test_one_malformed_token_error_class() -> None:
+    from twilio_e2ee.tokens import MalformedTokenError as exported
+    from twilio_e2ee.tokens.virgil_jwt import MalformedTokenError as from_jwt
+
+    assert MalformedTokenError is exported is from_jwt

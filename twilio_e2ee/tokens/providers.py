@@ -13,10 +13,7 @@ Twilio's HS256 access tokens alike. The provider never trusts the token for anyt
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import inspect
-import json
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twilio_e2ee.errors import E2EEError, TokenError
+from twilio_e2ee.tokens.jwt_parts import MalformedTokenError, json_part, split_token
 
 __all__ = [
     "DEFAULT_MARGIN",
@@ -39,7 +37,6 @@ __all__ = [
 ]
 
 DEFAULT_MARGIN = 5.0
-MAX_TOKEN_LENGTH = 64 * 1024
 
 
 class TokenProvider(Protocol):
@@ -54,37 +51,17 @@ class AsyncTokenProvider(Protocol):
     async def get_token(self, force_reload: bool = False) -> str: ...
 
 
-class MalformedTokenError(TokenError):
-    """The callback returned something that is not a JWT with a numeric ``exp`` claim."""
-
-
 class TokenCallbackError(TokenError):
     """The token callback raised an exception that is not a twilio_e2ee error (see __cause__)."""
-
-
-def _b64url(segment: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
-        raise MalformedTokenError("token segment is not base64url") from None
 
 
 def unverified_claims(token: str) -> dict[str, Any]:
     """The payload of a JWT, decoded *without* checking its signature."""
     if not isinstance(token, str):
         raise MalformedTokenError(f"token must be a str, got {type(token).__name__}")
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise MalformedTokenError("token is too long")
-    parts = token.strip().split(".")
-    if len(parts) != 3 or not all(parts[:2]):
-        raise MalformedTokenError("token is not a JWT (header.payload.signature)")
-    try:
-        payload = json.loads(_b64url(parts[1]))
-    except (ValueError, RecursionError):
-        raise MalformedTokenError("token payload is not JSON") from None
-    if not isinstance(payload, dict):
-        raise MalformedTokenError("token payload is not a JSON object")
-    return payload
+    header, payload, _ = split_token(token.strip(), "token")
+    json_part(header, "token header")
+    return json_part(payload, "token payload")
 
 
 def token_expiry(token: str) -> float:

@@ -23,7 +23,7 @@ from twilio.jwt.access_token.grants import ChatGrant
 
 from twilio_e2ee.credentials import TwilioCredentials
 from twilio_e2ee.errors import ConfigurationError, TokenError, TokenExpiredError
-from twilio_e2ee.tokens.virgil_jwt import MalformedTokenError
+from twilio_e2ee.tokens.jwt_parts import MalformedTokenError
 
 __all__ = [
     "CONTENT_TYPE",

@@ -15,11 +15,8 @@ everywhere. On parsing, a part that is not UTF-8 is read as Latin-1, as the JS S
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +26,13 @@ from twilio_e2ee.credentials import VirgilAppCredentials
 from twilio_e2ee.crypto.keys import PrivateKey, PublicKey
 from twilio_e2ee.crypto.signatures import check_signature, sign
 from twilio_e2ee.errors import E2EEError, TokenError, TokenExpiredError
+from twilio_e2ee.tokens.jwt_parts import (
+    MalformedTokenError,
+    b64url_decode,
+    b64url_encode,
+    json_part,
+    split_token,
+)
 
 __all__ = [
     "CONTENT_TYPE",
@@ -51,45 +55,6 @@ ISSUER_PREFIX = "virgil-"
 SUBJECT_PREFIX = "identity-"
 DEFAULT_TTL = 20 * 60  # seconds, as Virgil's JS JwtGenerator
 DEFAULT_LEEWAY = 5.0  # seconds of clock skew tolerated on iat / exp
-MAX_TOKEN_LENGTH = 64 * 1024
-
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
-
-
-class MalformedTokenError(TokenError):
-    """The token is not a well-formed JWT of the expected kind (bad base64url, JSON or claims)."""
-
-
-def _b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64url_decode(text: str, what: str) -> bytes:
-    """Strict unpadded base64url: only the URL alphabet, canonical trailing bits."""
-    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
-        raise MalformedTokenError(f"Virgil JWT: {what} is not base64url")
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise MalformedTokenError(f"Virgil JWT: {what} is not base64url") from None
-    if _b64url_encode(raw) != text:
-        raise MalformedTokenError(f"Virgil JWT: {what} is not canonical base64url")
-    return raw
-
-
-def _json_object(part: str, what: str) -> dict[str, Any]:
-    raw = _b64url_decode(part, what)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")  # Virgil's JS SDK encodes JSON as Latin-1
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError):
-        raise MalformedTokenError(f"Virgil JWT: {what} is not JSON") from None
-    if not isinstance(value, dict):
-        raise MalformedTokenError(f"Virgil JWT: {what} is not a JSON object")
-    return value
 
 
 def _compact_json(value: Mapping[str, Any]) -> bytes:
@@ -154,11 +119,9 @@ def encode_virgil_jwt(
     """
     if not isinstance(private_key, PrivateKey):
         raise TokenError(f"Virgil JWT: expected a PrivateKey, got {type(private_key).__name__}")
-    signing_input = (
-        _b64url_encode(_compact_json(header)) + "." + _b64url_encode(_compact_json(body))
-    )
+    signing_input = b64url_encode(_compact_json(header)) + "." + b64url_encode(_compact_json(body))
     signature = sign(signing_input.encode("ascii"), private_key)
-    return signing_input + "." + _b64url_encode(signature)
+    return signing_input + "." + b64url_encode(signature)
 
 
 def _check_identity(identity: object) -> str:
@@ -206,21 +169,10 @@ def generate_virgil_jwt(
 
 def parse_virgil_jwt(token: str) -> VirgilJwt:
     """Decode a Virgil JWT without verifying it; raise MalformedTokenError if it is not one."""
-    if isinstance(token, bytes):
-        try:
-            token = token.decode("ascii")
-        except UnicodeDecodeError:
-            raise MalformedTokenError("Virgil JWT: not ASCII") from None
-    if not isinstance(token, str):
-        raise MalformedTokenError(f"Virgil JWT: expected str, got {type(token).__name__}")
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise MalformedTokenError("Virgil JWT: token too long")
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise MalformedTokenError("Virgil JWT: expected three dot-separated parts")
-    header = _json_object(parts[0], "header")
-    body = _json_object(parts[1], "body")
-    signature = _b64url_decode(parts[2], "signature")
+    parts = split_token(token, "Virgil JWT")
+    header = json_part(parts[0], "Virgil JWT: header")
+    body = json_part(parts[1], "Virgil JWT: body")
+    signature = b64url_decode(parts[2], "Virgil JWT: signature")
     key_id = _string(header, "kid", "header")
     for name in ("alg", "typ", "cty"):
         _string(header, name, "header")
@@ -240,7 +192,7 @@ def parse_virgil_jwt(token: str) -> VirgilJwt:
         issued_at=_seconds(body, "iat"),
         expires_at=_seconds(body, "exp"),
         additional_data=ada,
-        raw=token,
+        raw=".".join(parts),
         header=header,
         body=body,
         signature=signature,
