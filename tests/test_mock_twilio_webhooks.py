@@ -139,6 +139,18 @@ def test_service_post_webhook_is_signed_and_accepted(world: World) -> None:
     )
     later = world.receiver.wait(count + 1)[count:]
     assert [h.form["Body"] for h in later] == ["loud"]
+    # user events go to the service hook as well
+    hooks.update(filters=["onUserAdded", "onUserUpdated"])
+    count = len(world.receiver.hits)
+    v1.users.create(identity="zoe", x_twilio_webhook_enabled="true")
+    v1.users("zoe").update(friendly_name="Zoe", x_twilio_webhook_enabled="true")
+    users = world.receiver.wait(count + 2)[count:]
+    assert [(h.form["EventType"], h.form["Identity"]) for h in users] == [
+        ("onUserAdded", "zoe"),
+        ("onUserUpdated", "zoe"),
+    ]
+    assert "ConversationSid" not in users[0].form
+    assert all(world.validator.validate(h.url, h.form, h.signature) for h in users)
     hooks.update(post_webhook_url="", filters=[])
 
 

@@ -915,6 +915,18 @@ class ConversationsApi:
             "date_updated": now,
         }
 
+    @staticmethod
+    def _user_event_params(record: Record) -> dict[str, Any]:
+        return {
+            "UserSid": record["sid"],
+            "Identity": record["identity"],
+            "FriendlyName": record["friendly_name"],
+            "Attributes": record["attributes"],
+            "RoleSid": record["role_sid"],
+            "DateCreated": record["date_created"],
+            "DateUpdated": record["date_updated"],
+        }
+
     def render_user(self, ctx: Context, record: Record) -> dict[str, Any]:
         url = f"{CANONICAL_BASE}{self._prefix(ctx)}/Users/{record['sid']}"
         return {
@@ -950,6 +962,7 @@ class ConversationsApi:
             if role:
                 record["role_sid"] = role
             self.store.insert("user", service["sid"], record, alt=identity)
+        self._queue(ctx, "onUserAdded", None, **self._user_event_params(record))
         return 201, self.render_user(ctx, record)
 
     def fetch_user(self, ctx: Context, sid: str) -> Result:
@@ -969,6 +982,7 @@ class ConversationsApi:
                 record["role_sid"] = role
             record["date_updated"] = utc_now()
             self.store.update(record["sid"], record, alt=record["identity"])
+        self._queue(ctx, "onUserUpdated", None, **self._user_event_params(record))
         return 200, self.render_user(ctx, record)
 
     def delete_user(self, ctx: Context, sid: str) -> Result:

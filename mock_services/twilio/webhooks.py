@@ -43,6 +43,7 @@ PRE_EVENTS = frozenset(
         "onMessageAdd",
         "onMessageUpdate",
         "onMessageRemove",
+        "onUserUpdate",
     }
 )
 POST_EVENTS = frozenset(
@@ -58,6 +59,8 @@ POST_EVENTS = frozenset(
         "onMessageUpdated",
         "onMessageRemoved",
         "onDeliveryUpdated",
+        "onUserAdded",
+        "onUserUpdated",
     }
 )
 TIMEOUT_SECONDS = 5.0  # Twilio's webhook timeout
