@@ -314,9 +314,9 @@ def parse_message_info(data: bytes, key_ids: Collection[bytes] | None = None) ->
     env.expect(b"\x02\x01\x02", f"{what}: enveloped data version")
     recipients_reader = env.enter(der.TAG_SET, f"{what} recipients")
     env.expect(ENCRYPTED_CONTENT_PREFIX, f"{what}: content encryption is not AES-256-GCM")
-    nonce = bytes(data[env.pos : env.pos + NONCE_LENGTH])
-    if len(nonce) != NONCE_LENGTH:
+    if env.pos + NONCE_LENGTH > env.end:
         raise MalformedInputError(f"{what}: truncated nonce")
+    nonce = bytes(data[env.pos : env.pos + NONCE_LENGTH])
     env.pos += NONCE_LENGTH
     env.finish(f"{what} enveloped data")
 
