@@ -504,3 +504,22 @@ def test_failures_inside_a_request_leave_no_partial_state(monkeypatch: pytest.Mo
     finally:
         server.stop()
         service.close()
+
+
+def test_concurrent_senders_get_unique_ordered_indices(mock: Mock) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    conv = mock.client.conversations.v1.conversations.create()
+
+    def send(worker: int) -> list[int]:
+        client = mock.sdk(mock.credentials.api_key_sid, mock.credentials.api_secret)
+        msgs = client.conversations.v1.conversations(conv.sid).messages
+        return [msgs.create(author=f"w{worker}", body=f"{worker}-{i}").index for i in range(15)]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(send, range(4)))
+    indices = sorted(i for r in results for i in r)
+    assert indices == list(range(60))
+    for r in results:
+        assert r == sorted(r)  # each sender's messages keep their order
+    assert [m["index"] for m in mock.service.messages(conv.sid)] == list(range(60))

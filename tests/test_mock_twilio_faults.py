@@ -9,7 +9,8 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from mock_services.twilio import FaultInjector, MockTwilioService
+from mock_services.twilio import FaultInjector, MockTwilioService, TwilioLimits
+from mock_services.twilio.ratelimit import ActionRateLimiter
 from tests.twilio_spec import ValidatingHttpClient, http_call
 from twilio_e2ee.credentials import TwilioCredentials, generate_development_credentials
 from twilio_e2ee.errors import ConfigurationError
@@ -156,3 +157,34 @@ def test_bad_fault_configurations_are_refused() -> None:
     fault = injector.add("answer_lost")
     injector.remove(fault)
     assert injector.faults == []
+
+
+def test_actions_per_second_limit_is_opt_in() -> None:
+    creds = generate_development_credentials().twilio
+    service = MockTwilioService(creds, limits=TwilioLimits(actions_per_second=5))
+    with ServerThread(service.app, name="mock-twilio") as server:
+        assert creds.auth_token is not None
+        client = Client(
+            creds.account_sid, creds.auth_token, http_client=ValidatingHttpClient(server.url)
+        )
+        conv = client.conversations.v1.conversations.create()
+        messages = client.conversations.v1.conversations(conv.sid).messages
+        for i in range(5):
+            messages.create(body=str(i))
+        with pytest.raises(TwilioRestException) as info:
+            messages.create(body="sixth")
+        assert (info.value.status, info.value.code) == (429, 50063)
+        assert len(messages.list()) == 5  # reads are not limited
+        other = client.conversations.v1.conversations.create()  # another scope: the service
+        assert client.conversations.v1.conversations(other.sid).messages.create(body="x").index == 0
+    service.close()
+
+
+def test_rate_limiter_window() -> None:
+    now = [100.0]
+    limiter = ActionRateLimiter(2, clock=lambda: now[0])
+    assert limiter.allow("CH1") and limiter.allow("CH1")
+    assert not limiter.allow("CH1")
+    assert limiter.allow("CH2")
+    now[0] += 1.01
+    assert limiter.allow("CH1")

@@ -27,6 +27,7 @@ from mock_services.twilio import errors as E
 from mock_services.twilio.auth import Principal, authenticate
 from mock_services.twilio.faults import FaultInjector
 from mock_services.twilio.formats import TwilioLimits
+from mock_services.twilio.ratelimit import ActionRateLimiter
 from mock_services.twilio.resources import Context, ConversationsApi, Event, Form, Result
 from mock_services.twilio.store import Record, TwilioStore
 from mock_services.twilio.webhooks import WebhookDelivery, WebhookTarget, deliver
@@ -73,6 +74,8 @@ class MockTwilioService:
         self.store = TwilioStore(db_path)
         self.api = ConversationsApi(self.store, credentials.account_sid, self.limits)
         self.deliveries: list[WebhookDelivery] = []
+        rate = self.limits.actions_per_second
+        self.rate_limiter = None if rate is None else ActionRateLimiter(rate)
         self._bootstrap()
         self._routes = self._route_table()
         self.app = Starlette(
@@ -296,6 +299,15 @@ class MockTwilioService:
                     if fault.status == 429
                     else None,
                 )
+            if self.rate_limiter is not None and method in ("POST", "DELETE"):
+                scope = params.get("conversation") or ctx.service_sid or ""
+                if not self.rate_limiter.allow(scope):
+                    raise E.TwilioApiError(
+                        429,
+                        E.ACTIONS_PER_SECOND,
+                        "Actions per second limit exceeded",
+                        headers={"Retry-After": "1"},
+                    )
             status, body = handler(ctx, **params)
         except E.TwilioApiError as exc:
             return self._error(method, path, form, exc, ctx, principal)

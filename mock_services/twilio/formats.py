@@ -40,6 +40,7 @@ class TwilioLimits:
     participants_per_conversation: int = 1000
     max_page_size: int = 100
     default_page_size: int = 50
+    actions_per_second: float | None = None  # Twilio: 30 (per conversation / per service)
 
 
 def is_sid(value: str, prefix: str) -> bool:
