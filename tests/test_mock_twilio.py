@@ -298,8 +298,9 @@ def test_unknown_sids_get_20404(mock: Mock) -> None:
     response = http_call(mock.url, "GET", "/v1/Nothing/Here", auth=mock.auth)
     assert response.status_code == 404
     assert response.json()["message"] == "The requested resource /v1/Nothing/Here was not found"
-    response = http_call(mock.url, "PUT", "/v1/Conversations", auth=mock.auth)
-    assert (response.status_code, response.json()["code"]) == (405, 20004)
+    for method in ("PUT", "PATCH", "OPTIONS"):
+        response = http_call(mock.url, method, "/v1/Conversations", auth=mock.auth)
+        assert (response.status_code, response.json()["code"]) == (405, 20004)
 
 
 def test_limits_on_bodies_and_attributes(mock: Mock) -> None:

@@ -83,7 +83,7 @@ class MockTwilioService:
                 Route(
                     "/{path:path}",
                     self._dispatch,
-                    methods=["GET", "POST", "DELETE", "PUT", "PATCH"],
+                    methods=["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"],
                 )
             ]
         )
