@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 
 from tests import test_chat_helpers as helpers
 from tests.test_chat_helpers import ChatStack, User, texts, uid
-from twilio_e2ee.chat import DecryptedMessage, ReceivedItem, WebhookReceiver
+from twilio_e2ee.chat import DecryptedMessage, ReceivedItem, RetryPolicy, WebhookReceiver
 from twilio_e2ee.chat.conversation import create_conversation
 from twilio_e2ee.servers import ServerThread
 
@@ -169,3 +169,30 @@ def test_polling_rides_through_read_faults(stack: ChatStack) -> None:
         faults.clear()
     assert fault.hits == 3
     assert texts(got) == ["through the storm"]
+
+
+def test_poller_backs_off_on_errors_then_delivers(
+    stack: ChatStack, alice_bob: tuple[User, User, str]
+) -> None:
+    alice, bob, sid = alice_bob
+    reader = bob.conversation(sid, retry_policy=RetryPolicy(max_attempts=1))  # errors surface
+    poller = reader.poller(start="now", interval=0.05)
+    poller.poll_once()
+    alice.conversation(sid).send("after the errors")
+    faults = stack.twilio.faults
+    faults.clear(seed=3)
+    faults.add("rate_limit", method="GET", path="*/Messages", times=2, retry_after=0)
+
+    async def main() -> list[ReceivedItem]:
+        got: list[ReceivedItem] = []
+        async for item in poller.aiterate(timeout=20):
+            got.append(item)
+            break
+        return got
+
+    try:
+        got = asyncio.run(main())
+    finally:
+        faults.clear()
+    assert poller.errors == 2
+    assert texts(got) == ["after the errors"]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from twilio_e2ee.chat.results import ReceivedItem, WireMessage
 from twilio_e2ee.chat.retry import FailureKind, classify
 from twilio_e2ee.chat.transport import last_retry_after
+from twilio_e2ee.errors import ServiceUnavailableError
 
 if TYPE_CHECKING:
     from twilio_e2ee.chat.conversation import EncryptedConversation
@@ -90,10 +91,20 @@ class MessagePoller:
         """Make the iterators end after their current wait."""
         self._stop.set()
 
-    def _error_delay(self, exc: BaseException, streak: int) -> float:
-        if classify(exc) is FailureKind.FATAL:
+    def _poll_in_thread(self) -> tuple[list[ReceivedItem], BaseException | None, float | None]:
+        """poll_once for a worker thread: the error and its Retry-After travel back with it."""
+        try:
+            return self.poll_once(), None, None
+        except Exception as exc:
+            return [], exc, last_retry_after()
+
+    def _error_delay(
+        self, exc: BaseException, streak: int, retry_after: float | None = None
+    ) -> float:
+        # Reads that ran out of retries (TwilioUnavailableError) are transient for a poller too.
+        if not isinstance(exc, ServiceUnavailableError) and classify(exc) is FailureKind.FATAL:
             raise exc
-        hint = last_retry_after()
+        hint = last_retry_after() if retry_after is None else retry_after
         if hint is not None:
             return min(hint, self.max_backoff)
         backoff: float = self.interval * 2.0 ** min(streak, 10)
@@ -131,14 +142,13 @@ class MessagePoller:
         deadline = None if timeout is None else loop.time() + timeout
         streak = 0
         while not self._stop.is_set():
-            try:
-                items = await asyncio.to_thread(self.poll_once)
-                streak = 0
-            except Exception as exc:
+            items, error, retry_after = await asyncio.to_thread(self._poll_in_thread)
+            if error is not None:
                 self.errors += 1
                 streak += 1
-                wait = self._error_delay(exc, streak)
+                wait = self._error_delay(error, streak, retry_after)
             else:
+                streak = 0
                 for item in items:
                     yield item
                 wait = 0.0 if items else self.interval
