@@ -17,7 +17,12 @@ import pytest
 from argon2 import PasswordHasher
 
 from twilio_e2ee.backend import Backend, BackendConfig, create_backend_app
-from twilio_e2ee.backend.users import Database, UserStore
+from twilio_e2ee.backend.users import (
+    Database,
+    InvalidCredentialsError,
+    InvalidInputError,
+    UserStore,
+)
 from twilio_e2ee.credentials import StackCredentials, generate_development_credentials
 from twilio_e2ee.tokens.twilio_token import verify_twilio_access_token_with
 from twilio_e2ee.tokens.virgil_jwt import verify_virgil_jwt
@@ -293,6 +298,8 @@ def test_identity_injection_ignored(
         ({"content": b"[1, 2]"}, 400, "malformed_json"),
         ({"content": b'"alice"'}, 400, "malformed_json"),
         ({"content": b"[" * 10_000}, 400, "malformed_json"),
+        ({"content": b'{"identity": "a", "password": "\\ud800 12345"}'}, 400, "malformed_json"),
+        ({"content": '{"identity": "alice"}'.encode("utf-16")}, 400, "malformed_json"),
         ({"content": b'{"identity": "' + b"a" * 20_000 + b'"}'}, 413, "body_too_large"),
         ({"json": {"password": PASSWORD}}, 400, "invalid_request"),
         ({"json": {"identity": 5, "password": PASSWORD}}, 400, "invalid_request"),
@@ -314,6 +321,26 @@ def test_bad_bodies_refused_nothing_changed(
     assert_error(client.post(path, **kw), status, code)
     assert state.users.count() == 0 and state.sessions.live_count() == 0
     assert hasher.verifications == 0
+
+
+@pytest.mark.parametrize("length", [b"abc", b"\xb2", b"-1"])  # \xb2 is "²": isdigit() is True
+def test_invalid_content_length_is_400(backend: Any, length: bytes) -> None:
+    client, state, hasher = backend
+    r = client.post("/signup", content=b"{}", headers=[(b"content-length", length)])
+    assert_error(r, 400, "invalid_request")
+    assert state.users.count() == 0 and hasher.verifications == 0
+
+
+def test_user_store_refuses_unencodable_passwords(tmp_path: Path) -> None:
+    store = UserStore(Database(tmp_path / "u.db"), CountingHasher(), clock=Clock())
+    with pytest.raises(InvalidInputError):
+        store.create("alice", "\ud800 long enough")
+    with pytest.raises(InvalidInputError):
+        store.create("al\nice", PASSWORD)
+    store.create("alice", PASSWORD)
+    with pytest.raises(InvalidCredentialsError):
+        store.authenticate("alice", "\ud800 long enough")
+    assert store.count() == 1
 
 
 def test_signup_rules(backend: Any) -> None:

@@ -421,3 +421,33 @@ def test_our_cards_client_against_the_mock(
         assert bob.get_outdated([card.id, rotated.id]) == [card.id]
         alice.revoke_card(rotated.id)
         assert bob.search_cards("alice")[0].id == card.id
+
+
+@pytest.mark.parametrize("sqlite", [False, True], ids=["memory", "sqlite"])
+def test_lone_surrogates_are_malformed_json_and_change_nothing(
+    app_creds: VirgilAppCredentials, tmp_path: Path, sqlite: bool
+) -> None:
+    """JSON escapes of lone UTF-16 surrogates are not text: a 400, in memory and in SQLite."""
+    db = tmp_path / "cards.sqlite" if sqlite else None
+    service = MockCardsService(
+        app_creds.app_id, app_creds.app_key_id, app_creds.app_public_key, db_path=db
+    )
+    headers = {
+        "Authorization": "Virgil " + generate_virgil_jwt(app_creds, "alice"),
+        "Content-Type": "application/json",
+    }
+    entry = b'"path": "p", "key": "k", "identities": ["alice"], "meta": "", "value": ""'
+    bodies = [
+        ("/card/v5/actions/search", b'{"identities": ["\\ud800"]}'),
+        ("/keyknox/v2/push", b'{"root": "\\udc00", ' + entry + b"}"),
+        ("/keyknox/v2/push", b'{"root": "r", "path": "p", "key": "k", "identities": ["\\ud800"]}'),
+        ("/keyknox/v2/pull", b'{"root": "r", "path": "p", "key": "k", "identity": "\\ud800"}'),
+        ("/keyknox/v2/reset", b'{"root": "\\ud800"}'),
+    ]
+    with TestClient(service.app) as http:
+        for path, body in bodies:
+            resp = http.post(path, content=body, headers=headers)
+            assert resp.status_code == 400, (path, resp.text)
+            assert resp.json()["code"] == 40000 and isinstance(resp.json()["message"], str)
+    assert service.store.kk_list("alice") == []
+    service.close()

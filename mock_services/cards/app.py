@@ -30,6 +30,13 @@ from mock_services.cards.store import CardsStore, MemoryStore, SqliteStore
 from mock_services.journal import Journal, JournalEntry
 from twilio_e2ee.crypto.keys import PrivateKey, PublicKey, generate_key_pair, import_private_key
 from twilio_e2ee.errors import E2EEError, TokenError, TokenExpiredError
+from twilio_e2ee.http_body import (
+    BodyTooLargeError,
+    InvalidContentLengthError,
+    MalformedJsonError,
+    parse_json,
+    read_body,
+)
 from twilio_e2ee.tokens.virgil_jwt import verify_virgil_jwt
 
 __all__ = ["MAX_BODY_BYTES", "MockCardsService"]
@@ -41,35 +48,13 @@ log = logging.getLogger(__name__)
 Handler = Callable[[str, Any, Request], Reply]
 
 
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            if int(declared) > MAX_BODY_BYTES:
-                raise _TooLarge
-        except ValueError:
-            pass
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _parse_json(raw: bytes) -> tuple[bool, Any]:
     """(ok, value): empty body is (True, None); invalid JSON is (False, None)."""
     if not raw.strip():
         return True, None
     try:
-        return True, json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        return True, parse_json(raw)
+    except MalformedJsonError:
         return False, None
 
 
@@ -196,11 +181,11 @@ class MockCardsService:
             reply: Reply
             try:
                 try:
-                    raw = await _read_body(request)
-                except _TooLarge:
-                    raise ApiError(
-                        413, codes.TOO_LARGE, f"request body larger than {MAX_BODY_BYTES} bytes"
-                    ) from None
+                    raw = await read_body(request, MAX_BODY_BYTES)
+                except BodyTooLargeError as exc:
+                    raise ApiError(413, codes.TOO_LARGE, str(exc)) from None
+                except InvalidContentLengthError as exc:
+                    raise ApiError(400, codes.BAD_JSON, str(exc)) from None
                 ok, parsed = _parse_json(raw)
                 if not ok:
                     parsed = {"_unparsed": raw[:256].decode("utf-8", "replace")}

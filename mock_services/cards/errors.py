@@ -13,7 +13,8 @@ code   status  meaning
 20300  401     Authorization header missing or not ``Virgil <jwt>``
 20301  401     the JWT is malformed, forged, or for another app / app key (kid, iss, alg, cty, typ)
 20304  401     the JWT has expired or is not yet valid (*Virgil*)
-40000  400     request body is not JSON, or not the JSON object/array the endpoint takes
+40000  400     request body is not UTF-8 JSON text (or its Content-Length is not a number),
+               or not the JSON object/array the endpoint takes
 40001  413     request body larger than 64 KiB
 40100  400     raw card model malformed (fields, base64)
 40101  400     card content invalid (version not "5.0", identity, created_at, public key unusable

@@ -18,7 +18,6 @@ runs it anyway). Failed logins are rate-limited per identity and per client addr
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -53,6 +52,13 @@ from twilio_e2ee.backend.users import (
     validate_password,
 )
 from twilio_e2ee.errors import TokenExpiredError
+from twilio_e2ee.http_body import (
+    BodyTooLargeError,
+    InvalidContentLengthError,
+    MalformedJsonError,
+    parse_json,
+    read_body,
+)
 from twilio_e2ee.tokens.twilio_token import create_twilio_access_token
 from twilio_e2ee.tokens.virgil_jwt import generate_virgil_jwt
 
@@ -105,24 +111,20 @@ class Backend:
 
     async def json_body(self, request: Request, *, optional: bool = False) -> dict[str, Any]:
         limit = self.config.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and not declared.isdigit():
-            raise ApiError(400, "invalid Content-Length", "invalid_request")
-        if declared is not None and int(declared) > limit:
-            raise ApiError(413, f"request body larger than {limit} bytes", "body_too_large")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise ApiError(413, f"request body larger than {limit} bytes", "body_too_large")
+        try:
+            body = await read_body(request, limit)
+        except InvalidContentLengthError as exc:
+            raise ApiError(400, str(exc), "invalid_request") from None
+        except BodyTooLargeError as exc:
+            raise ApiError(413, str(exc), "body_too_large") from None
         if not body.strip():
             if optional:
                 return {}
             raise ApiError(400, "a JSON object body is required", "malformed_json")
         try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):
-            raise ApiError(400, "request body is not valid JSON", "malformed_json") from None
+            data = parse_json(body)
+        except MalformedJsonError as exc:
+            raise ApiError(400, str(exc), "malformed_json") from None
         if not isinstance(data, dict):
             raise ApiError(400, "request body must be a JSON object", "malformed_json")
         return data

@@ -71,13 +71,18 @@ def validate_identity(identity: object) -> str:
 
 
 def validate_password(password: object, min_length: int = 8) -> str:
-    """A password: a string of ``min_length`` to 1024 characters."""
+    """A password: a string of ``min_length`` to 1024 characters, encodable as UTF-8."""
     if not isinstance(password, str):
         raise InvalidInputError("password must be a string")
     if len(password) < min_length:
         raise InvalidInputError(f"password must be at least {min_length} characters")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise InvalidInputError(f"password must be at most {MAX_PASSWORD_LENGTH} characters")
+    if not password.isascii():
+        try:
+            password.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError("password is not valid text (lone surrogate)") from None
     return password
 
 
@@ -142,7 +147,13 @@ class UserStore:
             )
 
     def create(self, identity: str, password: str) -> User:
-        """Register ``identity``; raises IdentityTakenError if it exists (nothing changes)."""
+        """Register ``identity``; raises IdentityTakenError if it exists (nothing changes).
+
+        The identity and password must pass :func:`validate_identity` / :func:`validate_password`
+        (InvalidInputError); the app also enforces its minimum password length.
+        """
+        validate_identity(identity)
+        validate_password(password, 1)
         password_hash = self._hasher.hash(password)
         created = self._clock()
         try:
@@ -181,7 +192,7 @@ class UserStore:
         stored = self._dummy_hash if row is None else row[0]
         try:
             self._hasher.verify(stored, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        except (VerifyMismatchError, VerificationError, InvalidHashError, UnicodeEncodeError):
             raise InvalidCredentialsError("unknown identity or wrong password") from None
         if row is None:  # someone typed the dummy hash's own password
             raise InvalidCredentialsError("unknown identity or wrong password")
