@@ -341,6 +341,18 @@ def test_small_order_ephemeral_key_rejected(people: list[KeyPair], encoding: str
         auth_decrypt(bad, bob.private_key, alice.public_key)
 
 
+def test_off_curve_ephemeral_key_rejected(people: list[KeyPair]) -> None:
+    """An ephemeral y that is not on the curve maps to the twist: refused (MAC fails)."""
+    alice, bob = people[0], people[1]
+    message = auth_encrypt(b"x", alice.private_key, bob.public_key, key_commitment=False)
+    y = 2
+    while _edwards_small_order_or_invalid(y.to_bytes(32, "little")) != "not a point on the curve":
+        y += 1
+    bad = _replace_ephemeral(message, bob, y.to_bytes(32, "little"))
+    with pytest.raises((IntegrityError, UnusableKeyError)):
+        auth_decrypt(bad, bob.private_key, alice.public_key)
+
+
 def test_our_ephemeral_keys_are_sound_points(people: list[KeyPair]) -> None:
     keys = [p.public_key for p in people]
     message = encrypt(b"x", keys)
@@ -437,3 +449,15 @@ def test_trailing_bytes_after_footer_rejected(people: list[KeyPair]) -> None:
     plain = encrypt(b"x", bob.public_key)
     with pytest.raises(IntegrityError):
         decrypt(plain + b"\x00", bob.private_key)
+
+
+def test_footer_fast_path_matches_generic_parser(
+    people: list[KeyPair], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    footer = messages._footer(people[0].private_key, hashlib.sha512(b"x").digest())
+    fast = messages._parse_footer(footer)
+    monkeypatch.setattr(messages, "_FOOTER_LEN_8", -1)
+    assert messages._parse_footer(footer) == fast == [(people[0].public_key.identifier, fast[0][1])]
+    for cut in range(len(footer)):
+        with pytest.raises(MalformedInputError):
+            messages._parse_footer(footer[:cut])

@@ -135,8 +135,8 @@ def wrap_key_for_all(key: bytes, recipients: list[PublicKey]) -> list[bytes]:
 def unwrap_key(envelope: bytes, private_key: PrivateKey) -> bytes:
     """Open one recipient's ECIES envelope (CBC or GCM form); return the 32-byte message key.
 
-    Raises MalformedInputError for a malformed envelope, UnusableKeyError for an unsafe
-    ephemeral key, IntegrityError when the MAC or padding does not check out.
+    Raises MalformedInputError for a malformed envelope, UnusableKeyError for a non-canonical
+    or small-order ephemeral key, IntegrityError when the MAC or padding does not check out.
     """
     if len(envelope) == ENVELOPE_LENGTH and envelope[:_O_EPK] == _HEAD:
         gcm = False
@@ -151,7 +151,11 @@ def unwrap_key(envelope: bytes, private_key: PrivateKey) -> bytes:
         ok = False
     if not ok or envelope[_O_MID_MAC:_O_TAG] != _MID_MAC:
         raise MalformedInputError("recipient key envelope: not Virgil's Ed25519 ECIES structure")
-    u = edwards_to_montgomery_checked(envelope[_O_EPK:_O_MID_MAC], "ephemeral key")
+    # Non-canonical and small-order encodings are refused. The on-curve test is skipped here
+    # (it would be a third of the unwrap cost): an off-curve y maps to a point on the twist,
+    # X25519 is twist-secure and its clamped scalar kills the twist's small subgroup (a zero
+    # result is refused below), and the MAC check then fails, as for any other wrong key.
+    u = edwards_to_montgomery_checked(envelope[_O_EPK:_O_MID_MAC], "ephemeral key", on_curve=False)
     try:
         z = private_key.x25519.exchange(X25519PublicKey.from_public_bytes(u))
     except ValueError:

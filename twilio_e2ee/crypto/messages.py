@@ -313,8 +313,18 @@ def auth_encrypt(
 # --- reading ------------------------------------------------------------------------------------
 
 
+# The footer E3Kit writes: one Ed25519 signer with an 8-byte id (97 bytes, fixed layout).
+_FOOTER_HEAD_8 = bytes.fromhex("305f020100a05a31583056020100 0408")
+_FOOTER_MID = ALG_ED25519 + bytes.fromhex("0440")
+_FOOTER_LEN_8 = len(_FOOTER_HEAD_8) + 8 + len(_FOOTER_MID) + 64
+
+
 def _parse_footer(footer: bytes) -> list[tuple[bytes, bytes]]:
     """VirgilMessageInfoFooter → [(signer id, raw 64-byte signature)]."""
+    if len(footer) == _FOOTER_LEN_8 and footer.startswith(_FOOTER_HEAD_8):
+        mid = len(_FOOTER_HEAD_8) + 8
+        if footer[mid : mid + len(_FOOTER_MID)] == _FOOTER_MID:  # exact match: valid DER
+            return [(footer[len(_FOOTER_HEAD_8) : mid], footer[-64:])]
     what = "encrypted footer"
     top = DerReader(footer)
     r = top.enter(der.TAG_SEQUENCE, what)
