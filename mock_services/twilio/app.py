@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl
@@ -25,7 +26,7 @@ from starlette.routing import Route
 from mock_services.journal import Journal, JournalEntry
 from mock_services.twilio import errors as E
 from mock_services.twilio.auth import Principal, authenticate
-from mock_services.twilio.faults import FaultInjector
+from mock_services.twilio.faults import Fault, FaultInjector
 from mock_services.twilio.formats import TwilioLimits
 from mock_services.twilio.ratelimit import ActionRateLimiter
 from mock_services.twilio.resources import Context, ConversationsApi, Event, Form, Result
@@ -41,6 +42,26 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 1024 * 1024
 _SEG = r"[^/]+"
 Handler = Callable[..., Result]
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Server Error"
+
+
+def _fault_error(fault: Fault) -> E.TwilioApiError:
+    """The answer of a ``rate_limit`` or ``server_error`` fault (nothing was applied)."""
+    if fault.status == 429:
+        return E.TwilioApiError(
+            429,
+            E.TOO_MANY_REQUESTS,
+            "Too Many Requests",
+            headers={"Retry-After": str(fault.retry_after)},
+        )
+    code = E.SERVICE_UNAVAILABLE if fault.status == 503 else E.INTERNAL_ERROR
+    return E.TwilioApiError(fault.status, code, f"{_phrase(fault.status)} (injected)")
 
 
 class MockTwilioService:
@@ -287,18 +308,7 @@ class MockTwilioService:
                 )
             fault = self.faults.draw(method, path)
             if fault is not None and fault.kind != "answer_lost":
-                raise E.TwilioApiError(
-                    fault.status,
-                    E.TOO_MANY_REQUESTS
-                    if fault.status == 429
-                    else (E.SERVICE_UNAVAILABLE if fault.status == 503 else E.INTERNAL_ERROR),
-                    "Too Many Requests"
-                    if fault.status == 429
-                    else "Service unavailable (injected fault)",
-                    headers={"Retry-After": str(fault.retry_after)}
-                    if fault.status == 429
-                    else None,
-                )
+                raise _fault_error(fault)
             if self.rate_limiter is not None and method in ("POST", "DELETE"):
                 scope = params.get("conversation") or ctx.service_sid or ""
                 if not self.rate_limiter.allow(scope):
@@ -326,8 +336,9 @@ class MockTwilioService:
                     "applied": body,
                 },
             )
+            phrase = _phrase(fault.status)
             return PlainTextResponse(
-                f"{fault.status} Bad Gateway\n", status_code=fault.status, background=task
+                f"{fault.status} {phrase}\n", status_code=fault.status, background=task
             )
         self._record(method, path, status, who, form, body)
         if status == 204:
