@@ -224,3 +224,31 @@ def test_duplicate_keys_in_snapshot_refused() -> None:
     )
     with pytest.raises(MalformedCardError, match="duplicate"):
         Card.from_raw(RawSignedModel(text.encode()))
+
+
+def test_lone_surrogate_escapes_are_malformed_cards() -> None:
+    """ "\\ud800" parses to a str no database, hash or signature can encode: refused up front."""
+    key = generate_key_pair().private_key
+    pk = base64.b64encode(key.public_key.der).decode()
+    snapshot = '{"created_at":1,"identity":"\\ud800","public_key":"' + pk + '","version":"5.0"}'
+    with pytest.raises(MalformedCardError):
+        Card.from_raw(RawSignedModel(snapshot.encode()))
+    with pytest.raises(MalformedCardError):
+        RawSignedModel.from_json(
+            '{"content_snapshot":"e30=","signatures":[{"signer":"\\udc00","signature":"AA=="}]}'
+        )
+    paired = snapshot.replace("\\ud800", "\\ud83d\\udc0d")  # a valid pair is text: 🐍
+    assert Card.from_raw(RawSignedModel(paired.encode())).identity == "\U0001f40d"
+
+
+@pytest.mark.parametrize(
+    "extra", [{"x": object()}, {"x": float("nan")}, {"x": "\ud800"}, ["not", "a", "mapping"]]
+)
+def test_bad_extra_fields_are_malformed_card_errors(extra: Any) -> None:
+    with pytest.raises(MalformedCardError):
+        create_raw_card(generate_key_pair().private_key, "alice", extra_fields=extra)
+
+
+def test_unencodable_identity_is_a_malformed_card_error() -> None:
+    with pytest.raises(MalformedCardError):
+        create_raw_card(generate_key_pair().private_key, "\ud800")

@@ -8,12 +8,11 @@ signature can encode them. Each app maps the errors to its own error body.
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
 from starlette.requests import Request
 
+from twilio_e2ee import json_text
 from twilio_e2ee.errors import E2EEError
 
 __all__ = [
@@ -24,8 +23,6 @@ __all__ = [
     "parse_json",
     "read_body",
 ]
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class RequestBodyError(E2EEError):
@@ -65,9 +62,6 @@ async def read_body(request: Request, limit: int) -> bytes:
 def parse_json(raw: bytes) -> Any:
     """UTF-8 JSON whose strings are all encodable text (MalformedJsonError otherwise)."""
     try:
-        value = json.loads(raw.decode("utf-8-sig"))
-        if _SURROGATE_ESCAPE.search(raw):  # rare: check that every escape pairs up
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return json_text.loads(raw.decode("utf-8-sig"))
     except (ValueError, RecursionError):  # UnicodeError is a ValueError
         raise MalformedJsonError("request body is not valid JSON") from None
-    return value

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from twilio_e2ee import json_text
 from twilio_e2ee.cards.errors import CardNotActiveError, MalformedCardError
 from twilio_e2ee.crypto.keys import PrivateKey, PublicKey, import_public_key
 from twilio_e2ee.crypto.signatures import sign
@@ -88,15 +89,21 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _json_loads(data: str | bytes, what: str) -> Any:
     try:
-        return json.loads(data, object_pairs_hook=_no_duplicate_keys)
+        return json_text.loads(data, object_pairs_hook=_no_duplicate_keys)
     except (ValueError, RecursionError) as exc:
-        # UnicodeDecodeError is a ValueError; RecursionError on absurdly nested input.
+        # UnicodeError is a ValueError (also lone surrogates); RecursionError on absurd nesting.
         raise MalformedCardError(f"{what}: not valid JSON ({str(exc)[:80]})") from None
 
 
-def _compact_json(obj: Mapping[str, Any]) -> bytes:
+def _compact_json(obj: Mapping[str, Any], what: str) -> bytes:
     """JSON as JavaScript's JSON.stringify writes it: insertion order, no spaces, raw UTF-8."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if not isinstance(obj, Mapping):
+        raise MalformedCardError(f"{what} must be a mapping, got {type(obj).__name__}")
+    try:
+        text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+        raise MalformedCardError(f"{what} cannot be written as JSON: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -158,7 +165,7 @@ class RawSignedModel:
         """
         if not isinstance(signer, str) or not signer:
             raise MalformedCardError("signer must be a non-empty string")
-        snapshot = _compact_json(extra_fields) if extra_fields else None
+        snapshot = _compact_json(extra_fields, "extra_fields") if extra_fields else None
         data = self.content_snapshot + (snapshot or b"")
         return self.with_signature(RawSignature(signer, sign(data, private_key), snapshot))
 
@@ -371,7 +378,7 @@ def create_raw_card(
     }
     if previous_card_id is not None:
         content["previous_card_id"] = previous_card_id
-    model = RawSignedModel(_compact_json(content))
+    model = RawSignedModel(_compact_json(content, "card content"))
     return model.add_signature(SIGNER_SELF, private_key, extra_fields)
 
 
