@@ -60,6 +60,7 @@ class User:
 
     def conversation(self, conversation_sid: str, **options: Any) -> EncryptedConversation:
         """This user's encrypted view of a Twilio conversation."""
+        options.setdefault("service_sid", self.services.conversation_service_sid)
         return EncryptedConversation.from_ethree(
             self.services.twilio_client(), self.ethree, conversation_sid, **options
         )
@@ -80,6 +81,11 @@ class Services:
     cards_service_public_key: PublicKey | None  # None: Virgil's production key
     stack: Any = None
     _twilio: Any = field(default=None, repr=False)
+
+    @property
+    def conversation_service_sid(self) -> str | None:
+        """Real Twilio: the Conversations service of the chat grant; offline: the default one."""
+        return self.credentials.twilio.service_sid if self.mode == "real" else None
 
     @property
     def twilio_journal(self) -> Journal | None:
@@ -155,7 +161,19 @@ class Services:
 
     def new_conversation(self, identities: list[str], friendly_name: str | None = None) -> str:
         """Create a Twilio conversation with these participants; returns its SID."""
-        return create_conversation(self.twilio_client(), identities, friendly_name=friendly_name)
+        return create_conversation(
+            self.twilio_client(),
+            identities,
+            friendly_name=friendly_name,
+            service_sid=self.conversation_service_sid,
+        )
+
+    def conversation_resource(self, conversation_sid: str) -> Any:
+        """The SDK's context for a conversation (service-scoped for real Twilio)."""
+        v1 = self.twilio_client().conversations.v1
+        service = self.conversation_service_sid
+        root = v1.services(service).conversations if service else v1.conversations
+        return root(conversation_sid)
 
 
 def connect(mode: Mode = "auto") -> Services:
