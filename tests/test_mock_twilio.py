@@ -524,3 +524,20 @@ def test_concurrent_senders_get_unique_ordered_indices(mock: Mock) -> None:
     for r in results:
         assert r == sorted(r)  # each sender's messages keep their order
     assert [m["index"] for m in mock.service.messages(conv.sid)] == list(range(60))
+
+
+def test_sid_page_tokens_survive_deletes(mock: Mock) -> None:
+    v1 = mock.client.conversations.v1
+    service = v1.services.create(friendly_name="paging users")
+    users = v1.services(service.sid).users
+    created = [users.create(identity=f"user-{i}").sid for i in range(7)]
+    assert [u.sid for u in users.stream(page_size=3)] == created
+    first = users.page(page_size=3)
+    next_url = first._payload["meta"]["next_page_url"]
+    assert next_url.endswith(f"PageToken=PT{created[3]}")  # names the first item of the next page
+    v1.services(service.sid).users(created[3]).delete()
+    second = first.next_page()
+    assert [u.sid for u in second] == created[4:7]
+    assert second._payload["meta"]["next_page_url"] is None
+    previous = second.previous_page()
+    assert [u.sid for u in previous] == created[:3]
