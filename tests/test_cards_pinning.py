@@ -215,3 +215,12 @@ def test_safety_number_construction_is_as_documented() -> None:
     chunks = [int.from_bytes(h[i : i + 5], "big") % 100000 for i in range(0, 30, 5)]
     expected = "".join(f"{c:05d}" for c in chunks)
     assert fingerprint_digits("alice", key) == expected
+
+
+def test_unencodable_identity_is_a_pin_store_error(tmp_path: Path) -> None:
+    store = SqlitePinStore(tmp_path / "p.db")
+    with pytest.raises(PinStoreError):
+        store.get("\ud800")
+    with pytest.raises(PinStoreError):
+        store.delete("\ud800")
+    store.close()

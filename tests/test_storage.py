@@ -320,3 +320,12 @@ def test_system_keyring_round_trip(system_keyring: KeyringKeyStore) -> None:
     key = generate_key_pair().private_key
     system_keyring.save("te2e-test-alice", key, replace=True)
     assert system_keyring.load("te2e-test-alice").private_key.der == key.der
+
+
+def test_vanished_directory_is_a_key_storage_error(fstore: EncryptedFileKeyStore) -> None:
+    """An OSError before the temp file exists (directory removed) is typed too, never raw."""
+    fstore.directory.rmdir()
+    with pytest.raises(KeyStorageError) as info:
+        fstore.save("alice", generate_key_pair().private_key)
+    assert not isinstance(info.value, KeyEntryExistsError)
+    assert not fstore.exists("alice")

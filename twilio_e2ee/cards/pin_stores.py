@@ -12,13 +12,13 @@ import contextlib
 import json
 import os
 import sqlite3
-import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from twilio_e2ee.atomic_file import atomic_write
 from twilio_e2ee.cards.errors import MalformedCardError, PinStoreError
 from twilio_e2ee.cards.model import Card, import_card
 
@@ -97,34 +97,6 @@ class MemoryPinStore:
             return sorted(self._pins)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same directory, fsync, rename."""
-    directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
 class JsonFilePinStore:
     """Pins in one JSON file (0600), rewritten atomically on every change."""
 
@@ -164,6 +136,7 @@ class JsonFilePinStore:
             "pins": {ident: rec.to_json() for ident, rec in sorted(pins.items())},
         }
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self.path, json.dumps(doc, indent=1).encode("utf-8"))
         except OSError as exc:
             raise PinStoreError(f"cannot write pin store {self.path}: {exc}") from None
@@ -195,7 +168,7 @@ class SqlitePinStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        try:
+        with self._errors("open"):
             self._db = sqlite3.connect(str(self.path), check_same_thread=False)
             with self._db:
                 self._db.execute(
@@ -203,18 +176,21 @@ class SqlitePinStore:
                     "card TEXT NOT NULL, card_id TEXT NOT NULL, pinned_at REAL NOT NULL, "
                     "history TEXT NOT NULL)"
                 )
-        except sqlite3.Error as exc:
-            raise PinStoreError(f"cannot open pin store {self.path}: {exc}") from None
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Database failures (and text SQLite cannot encode) as PinStoreError."""
+        try:
+            yield
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
+            raise PinStoreError(f"cannot {action} pin store {self.path}: {exc}") from None
 
     def get(self, identity: str) -> PinRecord | None:
-        with self._lock:
-            try:
-                row = self._db.execute(
-                    "SELECT card, card_id, pinned_at, history FROM card_pins WHERE identity = ?",
-                    (identity,),
-                ).fetchone()
-            except sqlite3.Error as exc:
-                raise PinStoreError(f"cannot read pin store {self.path}: {exc}") from None
+        with self._lock, self._errors("read"):
+            row = self._db.execute(
+                "SELECT card, card_id, pinned_at, history FROM card_pins WHERE identity = ?",
+                (identity,),
+            ).fetchone()
         if row is None:
             return None
         try:
@@ -227,37 +203,21 @@ class SqlitePinStore:
 
     def put(self, record: PinRecord) -> None:
         data = record.to_json()
-        with self._lock:
-            try:
-                with self._db:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO card_pins VALUES (?, ?, ?, ?, ?)",
-                        (
-                            record.identity,
-                            data["card"],
-                            data["card_id"],
-                            data["pinned_at"],
-                            json.dumps(data["history"]),
-                        ),
-                    )
-            except sqlite3.Error as exc:
-                raise PinStoreError(f"cannot write pin store {self.path}: {exc}") from None
+        row = (record.identity, data["card"], data["card_id"], data["pinned_at"])
+        with self._lock, self._errors("write"), self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO card_pins VALUES (?, ?, ?, ?, ?)",
+                (*row, json.dumps(data["history"])),
+            )
 
     def delete(self, identity: str) -> None:
-        with self._lock:
-            try:
-                with self._db:
-                    self._db.execute("DELETE FROM card_pins WHERE identity = ?", (identity,))
-            except sqlite3.Error as exc:
-                raise PinStoreError(f"cannot write pin store {self.path}: {exc}") from None
+        with self._lock, self._errors("write"), self._db:
+            self._db.execute("DELETE FROM card_pins WHERE identity = ?", (identity,))
 
     def identities(self) -> list[str]:
-        with self._lock:
-            try:
-                rows = self._db.execute("SELECT identity FROM card_pins ORDER BY identity")
-                return [r[0] for r in rows]
-            except sqlite3.Error as exc:
-                raise PinStoreError(f"cannot read pin store {self.path}: {exc}") from None
+        with self._lock, self._errors("read"):
+            rows = self._db.execute("SELECT identity FROM card_pins ORDER BY identity")
+            return [r[0] for r in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -1,11 +1,11 @@
 """A directory of password-encrypted key files (0600), written atomically.
 
 One file per entry, named ``<sha256(name)[:32] hex>.key``; the entry name itself is inside the
-authenticated header (see :mod:`twilio_e2ee.storage.fileformat`). A write goes to a temporary file
-in the same directory (created 0600, exclusive), is fsynced, then moved into place and the
-directory fsynced: ``os.link`` for a new entry (atomic, never clobbers an entry another process
-just created) or ``os.replace`` when replacing. A crash at any step leaves the old file or the new
-one, plus at worst a stray ``.tmp`` file that every operation ignores.
+authenticated header (see :mod:`twilio_e2ee.storage.fileformat`). Writes go through
+:func:`twilio_e2ee.atomic_file.atomic_write` (temporary 0600 file, fsync, ``os.link`` for a new
+entry so a concurrent creator is never clobbered, ``os.replace`` when replacing, directory
+fsync): a crash at any step leaves the old file or the new one, plus at worst a stray ``.tmp``
+file that every operation ignores.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
-import stat
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from twilio_e2ee.atomic_file import atomic_write, fsync_dir
 from twilio_e2ee.crypto.keys import PrivateKey
 from twilio_e2ee.errors import (
     CorruptedStorageError,
@@ -39,16 +38,7 @@ from twilio_e2ee.storage.fileformat import (
 __all__ = ["EncryptedFileKeyStore"]
 
 SUFFIX = ".key"
-TMP_SUFFIX = ".tmp"
 MAX_FILE_SIZE = 64 * 1024
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class EncryptedFileKeyStore:
@@ -147,41 +137,12 @@ class EncryptedFileKeyStore:
         return entry
 
     def _atomic_write(self, target: Path, blob: bytes, *, replace: bool) -> None:
-        tmp = target.with_name(f".{target.stem}.{secrets.token_hex(6)}{TMP_SUFFIX}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
-            try:
-                os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
-                view = memoryview(blob)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if replace:
-                os.replace(tmp, target)
-            else:
-                try:
-                    os.link(tmp, target)
-                except FileExistsError:
-                    raise KeyEntryExistsError(
-                        f"a key named {target.name} appeared concurrently"
-                    ) from None
-                os.unlink(tmp)
-            _fsync_dir(self.directory)
-        except KeyStorageError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+            atomic_write(target, blob, replace=replace)
+        except FileExistsError:
+            raise KeyEntryExistsError(f"a key named {target.name} appeared concurrently") from None
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
             raise KeyStorageError(f"cannot write {target}: {exc}") from None
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
 
     def delete(self, name: str, *, missing_ok: bool = False) -> None:
         """Remove entry `name` (KeyEntryNotFoundError if absent, unless `missing_ok`)."""
@@ -195,7 +156,8 @@ class EncryptedFileKeyStore:
                 raise KeyEntryNotFoundError(f"no key named {name!r}") from None
             except OSError as exc:
                 raise KeyStorageError(f"cannot delete {path}: {exc}") from None
-            _fsync_dir(self.directory)
+            with contextlib.suppress(OSError):  # the entry is gone; durability is best effort
+                fsync_dir(self.directory)
 
     def __repr__(self) -> str:
         return f"EncryptedFileKeyStore({str(self.directory)!r})"
