@@ -170,6 +170,21 @@ def test_search_chunks_of_50() -> None:
         client.search_cards(["ok", ""])
 
 
+@pytest.mark.parametrize("bad", [5, None, ["\ud800"], [b"alice"], ["ok", 7]])
+def test_bad_identity_arguments_are_card_query_errors(bad: Any) -> None:
+    fake = FakeCards(SERVICE)
+    client = make_client(fake)
+    with pytest.raises(CardQueryError):
+        client.search_cards(bad)
+    assert fake.requests == []  # refused before any request
+
+
+@pytest.mark.parametrize("bad", [5, None, [], [7], ["0" * 63]])
+def test_bad_card_id_arguments_are_card_query_errors(bad: Any) -> None:
+    with pytest.raises(CardQueryError):
+        p.outdated_request(bad)
+
+
 def test_expired_token_retried_once_with_forced_reload() -> None:
     fake = FakeCards(SERVICE)
     issued: list[str] = []

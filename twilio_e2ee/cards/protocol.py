@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from twilio_e2ee import json_text
 from twilio_e2ee.cards.errors import (
     CardQueryError,
     CardResponseMismatchError,
@@ -93,13 +94,25 @@ def publish_request(model: RawSignedModel) -> CardsRequest:
     return CardsRequest("POST", "/card/v5", model.to_json())
 
 
+def _items(values: str | Iterable[str], what: str) -> list[Any]:
+    if isinstance(values, str):
+        return [values]
+    try:
+        return list(values)
+    except TypeError:
+        raise CardQueryError(f"{what}: expected a str or an iterable of str") from None
+
+
 def normalize_identities(identities: str | Iterable[str]) -> list[str]:
     """One identity or many → a de-duplicated list (order kept); empty or non-str is refused."""
-    items = [identities] if isinstance(identities, str) else list(identities)
     out: list[str] = []
-    for item in items:
+    for item in _items(identities, "identities"):
         if not isinstance(item, str) or not item:
             raise CardQueryError(f"identities must be non-empty strings, got {item!r}")
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CardQueryError(f"identity {item!r} is not valid text") from None
         if item not in out:
             out.append(item)
     if not out:
@@ -129,7 +142,7 @@ def revoke_request(card_id: str) -> CardsRequest:
 
 
 def outdated_request(card_ids: Iterable[str]) -> CardsRequest:
-    ids = [_card_id(c) for c in ([card_ids] if isinstance(card_ids, str) else card_ids)]
+    ids = [_card_id(c) for c in _items(card_ids, "card ids")]
     if not ids:
         raise CardQueryError("outdated check needs at least one card id")
     return CardsRequest("POST", "/card/v5/actions/updated", {"card_ids": ids})
@@ -142,7 +155,7 @@ def _json_body(body: bytes, what: str) -> Any:
     if len(body) > MAX_RESPONSE_BYTES:
         raise InvalidServiceResponseError(f"{what}: response too large")
     try:
-        return json.loads(body) if body.strip() else None
+        return json_text.loads(body) if body.strip() else None
     except (ValueError, RecursionError):
         raise InvalidServiceResponseError(f"{what}: response is not JSON") from None
 
