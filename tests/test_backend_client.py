@@ -169,6 +169,21 @@ def test_non_json_answer_is_typed() -> None:
         client.login("a", PASSWORD)
 
 
+@pytest.mark.parametrize(("header", "expected"), [(b"7", 7.0), (b"\xb2", None), (b"soon", None)])
+def test_odd_retry_after_headers_are_typed(header: bytes, expected: float | None) -> None:
+    """\xb2 is "²": str.isdigit() says yes, float() says no."""
+
+    def limited(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers=[(b"retry-after", header)], json={"error": "slow"})
+
+    with (
+        BackendClient("http://backend", transport=httpx.MockTransport(limited)) as client,
+        pytest.raises(RateLimitedError) as err,
+    ):
+        client.login("a", PASSWORD)
+    assert err.value.retry_after == expected
+
+
 def test_async_client_coalesces_concurrent_refreshes(creds: StackCredentials) -> None:
     app = create_backend_app(BackendConfig(creds, password_hasher=FAST))
     backend: Backend = app.state.backend

@@ -114,7 +114,7 @@ def _raise_for(response: httpx.Response) -> None:
     status = response.status_code
     if status == 429:
         raw = response.headers.get("retry-after")
-        retry = float(raw) if raw is not None and raw.isdigit() else None
+        retry = float(raw) if raw is not None and raw.isascii() and raw.isdigit() else None
         raise RateLimitedError(text, retry_after=retry, error_code=code)
     if status in (401, 403):
         raise BackendAuthenticationError(text, status=status, error_code=code)
