@@ -171,7 +171,7 @@ def test_non_json_answer_is_typed() -> None:
 
 @pytest.mark.parametrize(("header", "expected"), [(b"7", 7.0), (b"\xb2", None), (b"soon", None)])
 def test_odd_retry_after_headers_are_typed(header: bytes, expected: float | None) -> None:
-    """\xb2 is "²": str.isdigit() says yes, float() says no."""
+    """Header byte 0xB2 reads as "²" (Latin-1): str.isdigit() says yes, float() says no."""
 
     def limited(request: httpx.Request) -> httpx.Response:
         return httpx.Response(429, headers=[(b"retry-after", header)], json={"error": "slow"})
