@@ -8,6 +8,7 @@ idempotent and joins the thread, so re-running a notebook cell never leaks serve
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import threading
 import time
@@ -20,9 +21,19 @@ from twilio_e2ee.errors import ConfigurationError
 __all__ = ["ServerThread", "bind_loopback"]
 
 
+def _is_loopback(host: object) -> bool:
+    """A loopback IP address, or ``localhost`` (never a name that merely starts with 127.)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback  # type: ignore[arg-type]
+    except ValueError:
+        return False
+
+
 def bind_loopback(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     """Bind a listening TCP socket on a loopback address (port 0 = a free port)."""
-    if not (host.startswith("127.") or host in ("localhost", "::1")):
+    if not _is_loopback(host):
         raise ConfigurationError(f"refusing to serve on non-loopback address {host!r}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (proto 0 would
