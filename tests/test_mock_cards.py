@@ -451,3 +451,19 @@ def test_lone_surrogates_are_malformed_json_and_change_nothing(
             assert resp.json()["code"] == 40000 and isinstance(resp.json()["message"], str)
     assert service.store.kk_list("alice") == []
     service.close()
+
+
+@pytest.mark.parametrize("kind", ["missing-directory", "not-a-database"])
+def test_unusable_database_is_a_configuration_error(
+    app_creds: VirgilAppCredentials, tmp_path: Path, kind: str
+) -> None:
+    from twilio_e2ee.errors import ConfigurationError
+
+    db = tmp_path / "nowhere" / "cards.sqlite"
+    if kind == "not-a-database":
+        db = tmp_path / "cards.sqlite"
+        db.write_bytes(b"this is not SQLite " * 64)
+    with pytest.raises(ConfigurationError, match="cannot open"):
+        MockCardsService(
+            app_creds.app_id, app_creds.app_key_id, app_creds.app_public_key, db_path=db
+        )
