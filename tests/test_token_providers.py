@@ -116,57 +116,77 @@ def test_malformed_callback_results_are_typed_errors() -> None:
     assert isinstance(info.value.__cause__, RuntimeError)
 
 
+class CountingLock:
+    """A lock that counts how many threads have asked for it (the provider reads its
+    generation before asking, so a caller counted here can no longer miss a refresh)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cv = threading.Condition()
+        self.asked = 0
+
+    def __enter__(self) -> CountingLock:
+        with self._cv:
+            self.asked += 1
+            self._cv.notify_all()
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def wait_for(self, count: int) -> None:
+        with self._cv:
+            assert self._cv.wait_for(lambda: self.asked >= count, timeout=10)
+
+
 def test_threads_coalesce_into_one_callback() -> None:
     calls = 0
-    gate = threading.Event()
+    lock = CountingLock()
 
     def cb() -> str:
         nonlocal calls
         calls += 1
-        gate.wait(2)
-        time.sleep(0.05)
+        lock.wait_for(16)  # every caller is waiting for the refresh in progress
         return make_token(time.time() + 600, jti=str(calls))
 
     prov = CachingJwtProvider(cb)
+    prov._lock = lock  # type: ignore[assignment]
     results: list[str] = []
     threads = [threading.Thread(target=lambda: results.append(prov.get_token())) for _ in range(16)]
     for t in threads:
         t.start()
-    time.sleep(0.05)
-    gate.set()
     for t in threads:
-        t.join(5)
+        t.join(10)
     assert calls == 1 and len(results) == 16 and len(set(results)) == 1
 
 
 def test_concurrent_forced_reloads_coalesce() -> None:
     calls = 0
-    started = threading.Event()
+    lock = CountingLock()
 
     def cb() -> str:
         nonlocal calls
         calls += 1
-        started.set()
-        time.sleep(0.2)
+        if calls == 2:  # the forced reload: hold it until all nine forcing callers wait
+            lock.wait_for(1 + 9)
         return make_token(time.time() + 600, jti=str(calls))
 
     prov = CachingJwtProvider(cb)
-    prov.get_token()
-    started.clear()
+    prov._lock = lock  # type: ignore[assignment]
+    first_token = prov.get_token()
     results: list[str] = []
 
     def force() -> None:
         results.append(prov.get_token(force_reload=True))
 
-    first = threading.Thread(target=force)
-    first.start()
-    started.wait(2)
-    others = [threading.Thread(target=force) for _ in range(8)]
-    for t in others:
+    threads = [threading.Thread(target=force) for _ in range(9)]
+    for t in threads:
         t.start()
-    for t in [first, *others]:
-        t.join(5)
-    assert calls == 2 and len(set(results)) == 1
+    for t in threads:
+        t.join(10)
+    assert calls == 2 and len(results) == 9 and len(set(results)) == 1
+    assert results[0] != first_token
 
 
 def test_async_coalescing_and_refresh() -> None:
@@ -195,20 +215,26 @@ def test_async_coalescing_and_refresh() -> None:
 def test_async_cancelling_one_caller_does_not_cancel_the_refresh() -> None:
     calls = 0
 
-    async def cb() -> str:
-        nonlocal calls
-        calls += 1
-        await asyncio.sleep(0.1)
-        return make_token(time.time() + 600)
-
     async def main() -> None:
+        release = asyncio.Event()
+
+        async def cb() -> str:
+            nonlocal calls
+            calls += 1
+            await release.wait()
+            return make_token(time.time() + 600)
+
         prov = AsyncCachingJwtProvider(cb)
         first = asyncio.ensure_future(prov.get_token())
         second = asyncio.ensure_future(prov.get_token())
-        await asyncio.sleep(0.02)
+        for _ in range(3):  # let both callers reach the shared refresh
+            await asyncio.sleep(0)
+        assert calls == 1 and not first.done()
         first.cancel()
+        await asyncio.sleep(0)
+        release.set()
         assert isinstance(await second, str)
-        assert calls == 1
+        assert first.cancelled() and calls == 1
 
     asyncio.run(main())
 
