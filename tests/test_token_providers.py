@@ -307,3 +307,11 @@ def test_one_malformed_token_error_class() -> None:
     from twilio_e2ee.tokens.virgil_jwt import MalformedTokenError as from_jwt
 
     assert MalformedTokenError is exported is from_jwt
+
+
+@pytest.mark.parametrize("provider", [CachingJwtProvider, AsyncCachingJwtProvider])
+def test_bad_constructor_arguments_are_token_errors(provider: Any) -> None:
+    with pytest.raises(TokenError):
+        provider("not callable")
+    with pytest.raises(TokenError):
+        provider(lambda: "x.y.z", margin="soon")

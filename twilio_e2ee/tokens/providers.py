@@ -13,10 +13,11 @@ Twilio's HS256 access tokens alike. The provider never trusts the token for anyt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -97,7 +98,40 @@ def _check(token: object) -> _Cached:
     return _Cached(token, token_expiry(token))
 
 
-class CachingJwtProvider:
+@contextlib.contextmanager
+def _callback_errors() -> Iterator[None]:
+    """A failing callback: package errors pass through, anything else is TokenCallbackError."""
+    try:
+        yield
+    except E2EEError:
+        raise
+    except Exception as exc:
+        raise TokenCallbackError(f"token callback failed: {exc!r}") from exc
+
+
+class _CachingProvider:
+    """What the sync and async providers share: the callback, the cache and its freshness."""
+
+    def __init__(self, callback: object, margin: float, clock: Callable[[], float]) -> None:
+        if not callable(callback):
+            raise TokenError("token callback must be callable")
+        try:
+            self.margin = float(margin)
+        except (TypeError, ValueError):
+            raise TokenError(f"margin must be a number of seconds, got {margin!r}") from None
+        self._clock = clock
+        self._cached: _Cached | None = None
+        self.refresh_count = 0  # how many times the callback ran (for tests and diagnostics)
+
+    def _fresh_token(self) -> str | None:
+        """The cached token if it expires more than ``margin`` seconds from now."""
+        cached = self._cached
+        if cached is not None and cached.expires_at - self.margin > self._clock():
+            return cached.token
+        return None
+
+
+class CachingJwtProvider(_CachingProvider):
     """Thread-safe caching provider over a synchronous zero-argument token callback."""
 
     def __init__(
@@ -107,52 +141,34 @@ class CachingJwtProvider:
         margin: float = DEFAULT_MARGIN,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not callable(callback):
-            raise TokenError("token callback must be callable")
+        super().__init__(callback, margin, clock)
         self._callback = callback
-        self.margin = float(margin)
-        self._clock = clock
         self._lock = threading.Lock()
-        self._cached: _Cached | None = None
-        self._generation = 0
-        self.refresh_count = 0  # how many times the callback ran (for tests and diagnostics)
-
-    def _fresh(self, cached: _Cached | None) -> bool:
-        return cached is not None and cached.expires_at - self.margin > self._clock()
+        self._generation = 0  # bumped by every refresh
 
     def get_token(self, force_reload: bool = False) -> str:
         """The cached token, or a new one from the callback (forced with ``force_reload``)."""
-        cached = self._cached
-        if not force_reload and self._fresh(cached):
-            assert cached is not None
-            return cached.token
+        if not force_reload and (token := self._fresh_token()) is not None:
+            return token
         seen = self._generation
         with self._lock:
-            # Another thread refreshed while we waited: reuse its token (coalescing).
-            if self._generation != seen and self._fresh(self._cached):
-                assert self._cached is not None
-                return self._cached.token
-            if not force_reload and self._fresh(self._cached):
-                assert self._cached is not None
-                return self._cached.token
-            try:
-                token = self._callback()
-            except E2EEError:
-                raise
-            except Exception as exc:
-                raise TokenCallbackError(f"token callback failed: {exc!r}") from exc
+            # Another thread refreshed while we waited (coalescing), or no reload is forced.
+            reuse = self._generation != seen or not force_reload
+            if reuse and (token := self._fresh_token()) is not None:
+                return token
             self.refresh_count += 1
-            cached = _check(token)
-            self._cached = cached
+            with _callback_errors():
+                token = self._callback()
+            self._cached = _check(token)
             self._generation += 1
-            return cached.token
+            return token
 
     def identity(self) -> str:
         """The identity named by the current token (unverified)."""
         return token_identity(self.get_token())
 
 
-class AsyncCachingJwtProvider:
+class AsyncCachingJwtProvider(_CachingProvider):
     """Caching provider over an async (or plain) zero-argument token callback.
 
     Concurrent callers that need a refresh await one shared task; cancelling one caller does not
@@ -166,28 +182,15 @@ class AsyncCachingJwtProvider:
         margin: float = DEFAULT_MARGIN,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not callable(callback):
-            raise TokenError("token callback must be callable")
+        super().__init__(callback, margin, clock)
         self._callback = callback
-        self.margin = float(margin)
-        self._clock = clock
-        self._cached: _Cached | None = None
         self._pending: asyncio.Task[_Cached] | None = None
-        self.refresh_count = 0
-
-    def _fresh(self, cached: _Cached | None) -> bool:
-        return cached is not None and cached.expires_at - self.margin > self._clock()
 
     async def _refresh(self) -> _Cached:
-        try:
+        self.refresh_count += 1
+        with _callback_errors():
             result = self._callback()
             token = await result if inspect.isawaitable(result) else result
-        except E2EEError:
-            raise
-        except Exception as exc:
-            raise TokenCallbackError(f"token callback failed: {exc!r}") from exc
-        finally:
-            self.refresh_count += 1
         cached = _check(token)
         self._cached = cached
         return cached
@@ -198,9 +201,8 @@ class AsyncCachingJwtProvider:
         if pending is not None and pending.get_loop() is not asyncio.get_running_loop():
             pending = self._pending = None  # left over from another event loop
         if pending is None:
-            if not force_reload and self._fresh(self._cached):
-                assert self._cached is not None
-                return self._cached.token
+            if not force_reload and (token := self._fresh_token()) is not None:
+                return token
             pending = asyncio.ensure_future(self._refresh())
             self._pending = pending
 
