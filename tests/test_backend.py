@@ -399,6 +399,26 @@ def test_failed_logins_rate_limited_per_identity(backend: Any, clock: Clock) -> 
     assert r.status_code == 200
 
 
+def test_concurrent_wrong_passwords_cannot_outrun_the_limit(backend: Any) -> None:
+    """The limit is checked and the attempt counted in one step: a burst of parallel guesses
+    gets no more Argon2 verifications than the limit allows."""
+    client, _, hasher = backend
+    signup(client)
+    bad = {"identity": "alice", "password": "wrong password"}
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=client.app, client=("203.0.113.9", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://backend") as c:
+            answers = await asyncio.gather(*(c.post("/authenticate", json=bad) for _ in range(20)))
+        return sorted(r.status_code for r in answers)
+
+    assert asyncio.run(burst()) == [401] * 5 + [429] * 15
+    assert hasher.verifications == 5
+    # The 15 refused attempts were not counted against the address (its limit is 20).
+    again = client.from_address("203.0.113.9").post("/authenticate", json={**bad, "identity": "bob"})
+    assert again.status_code == 401 and hasher.verifications == 6
+
+
 def test_failed_logins_rate_limited_per_address(creds: StackCredentials, clock: Clock) -> None:
     client, _, hasher = make(creds, clock, max_failed_logins_per_address=3)
     signup(client, "victim")

@@ -196,10 +196,13 @@ class Backend:
         except InvalidInputError as exc:
             raise ApiError(400, str(exc), "invalid_request") from None
         address = "ip:" + self.client_address(request)
-        wait = max(
-            self.identity_limiter.retry_after("id:" + identity),
-            self.address_limiter.retry_after(address),
-        )
+        who = "id:" + identity
+        # Each limiter checks and counts the attempt in one step (no check-then-act race).
+        wait = self.identity_limiter.begin_attempt(who)
+        if not wait:
+            wait = self.address_limiter.begin_attempt(address)
+            if wait:
+                self.identity_limiter.forgive(who)
         if wait:
             raise ApiError(
                 429,
@@ -212,13 +215,16 @@ class Backend:
                 self._hash_call, lambda: self.users.authenticate(identity, password)
             )
         except InvalidCredentialsError:
-            self.identity_limiter.record_failure("id:" + identity)
-            self.address_limiter.record_failure(address)
-            log.info("failed sign-in for %r from %s", identity, address)
+            log.info("failed sign-in for %r from %s", identity, address)  # stays counted
             raise _unauthorized(
                 "unknown identity or wrong password", "invalid_credentials"
             ) from None
-        self.identity_limiter.reset("id:" + identity)
+        except BaseException:
+            self.identity_limiter.forgive(who)  # not a failed sign-in: nothing was checked
+            self.address_limiter.forgive(address)
+            raise
+        self.identity_limiter.reset(who)
+        self.address_limiter.forgive(address)
         return JSONResponse(self._session_body(self.sessions.create(identity)))
 
     def _passwordless(self, identity: str) -> Response:

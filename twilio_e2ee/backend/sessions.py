@@ -162,23 +162,47 @@ class FailedLoginLimiter:
         """Seconds to wait before another attempt for ``key`` (0 = allowed now)."""
         with self._lock:
             now = self._clock()
-            times = self._prune(key, now)
-            if times is None or len(times) < self.limit:
-                return 0
-            return max(1, math.ceil(times[0] + self.window - now))
+            return self._wait(self._prune(key, now), now)
+
+    def _wait(self, times: deque[float] | None, now: float) -> int:
+        if times is None or len(times) < self.limit:
+            return 0
+        return max(1, math.ceil(times[0] + self.window - now))
+
+    def _record(self, key: str, now: float) -> None:
+        if len(self._failures) >= self._max_keys:
+            for stale in list(self._failures):
+                self._prune(stale, now)
+            while len(self._failures) >= self._max_keys:  # all fresh: drop the oldest keys
+                del self._failures[next(iter(self._failures))]
+        times = self._prune(key, now)
+        if times is None:
+            times = self._failures[key] = deque(maxlen=self.limit)
+        times.append(now)
 
     def record_failure(self, key: str) -> None:
         with self._lock:
+            self._record(key, self._clock())
+
+    def begin_attempt(self, key: str) -> int:
+        """Check and count in one step: the seconds to wait (attempt refused, nothing counted),
+        or 0 after counting this attempt as a failure until :meth:`forgive` takes it back.
+        Parallel attempts therefore cannot all pass the check before any failure is recorded."""
+        with self._lock:
             now = self._clock()
-            if len(self._failures) >= self._max_keys:
-                for stale in list(self._failures):
-                    self._prune(stale, now)
-                while len(self._failures) >= self._max_keys:  # all fresh: drop the oldest keys
-                    del self._failures[next(iter(self._failures))]
-            times = self._prune(key, now)
-            if times is None:
-                times = self._failures[key] = deque(maxlen=self.limit)
-            times.append(now)
+            wait = self._wait(self._prune(key, now), now)
+            if not wait:
+                self._record(key, now)
+            return wait
+
+    def forgive(self, key: str) -> None:
+        """Take back the newest counted attempt of ``key`` (it succeeded or never ran)."""
+        with self._lock:
+            times = self._failures.get(key)
+            if times:
+                times.pop()
+                if not times:
+                    del self._failures[key]
 
     def reset(self, key: str) -> None:
         with self._lock:
