@@ -415,7 +415,8 @@ def test_concurrent_wrong_passwords_cannot_outrun_the_limit(backend: Any) -> Non
     assert asyncio.run(burst()) == [401] * 5 + [429] * 15
     assert hasher.verifications == 5
     # The 15 refused attempts were not counted against the address (its limit is 20).
-    again = client.from_address("203.0.113.9").post("/authenticate", json={**bad, "identity": "bob"})
+    same_address = client.from_address("203.0.113.9")
+    again = same_address.post("/authenticate", json={**bad, "identity": "bob"})
     assert again.status_code == 401 and hasher.verifications == 6
 
 
