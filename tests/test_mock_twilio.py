@@ -541,3 +541,19 @@ def test_sid_page_tokens_survive_deletes(mock: Mock) -> None:
     assert second._payload["meta"]["next_page_url"] is None
     previous = second.previous_page()
     assert [u.sid for u in previous] == created[:3]
+
+
+def test_a_page_past_the_end_is_empty_not_a_500(mock: Mock) -> None:
+    v1 = mock.client.conversations.v1
+    service = v1.services.create(friendly_name="past the end")
+    users = v1.services(service.sid).users
+    created = [users.create(identity=f"late-{i}").sid for i in range(3)]
+    base = f"/v1/Services/{service.sid}/Users?PageSize=2"
+    for page in ("5", "99999999999999999999"):
+        response = http_call(mock.url, "GET", f"{base}&Page={page}", auth=mock.auth)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["users"] == [] and body["meta"]["next_page_url"] is None
+        # "previous" leads back to the last real page
+        previous = body["meta"]["previous_page_url"]
+        assert previous is not None and f"PageToken=PT{created[1]}" in previous

@@ -97,8 +97,8 @@ def paginate(
         o, rec = ordered[end]
         next_url = request.url(list_url, request.page + 1, "PT" + token_of(o, rec))
     previous_url = None
-    if start > 0:
-        first = max(0, start - request.page_size)
+    if start > 0 and ordered:  # past the end, "previous" is the last page_size items
+        first = max(0, min(start, len(ordered)) - request.page_size)
         o, rec = ordered[first]
         previous_url = request.url(list_url, max(0, request.page - 1), "PT" + token_of(o, rec))
     return {
