@@ -6,7 +6,9 @@ import hashlib
 import json
 import os
 import stat
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -224,3 +226,21 @@ def test_unencodable_identity_is_a_pin_store_error(tmp_path: Path) -> None:
     with pytest.raises(PinStoreError):
         store.delete("\ud800")
     store.close()
+
+
+def test_listeners_run_outside_the_lock() -> None:
+    """A listener may hand work to another thread that uses the manager (no deadlock)."""
+    manager = PinningManager()
+    manager.check(card("bob"))
+    seen: list[dict[str, Any]] = []
+
+    def listener(event: Any) -> None:
+        worker = threading.Thread(target=lambda: seen.append(manager.pending_changes))
+        worker.start()
+        worker.join(2)
+        assert not worker.is_alive(), "the listener was called with the manager locked"
+
+    manager.subscribe(listener)
+    with pytest.raises(KeyChangedError):
+        manager.check(card("bob"))
+    assert len(seen) == 1 and "bob" in seen[0]

@@ -162,7 +162,7 @@ class PinningManager:
             elif record.card.id == card.id:
                 return PinUnchanged(identity, card, record.card)
             elif card.id in record.history:
-                return self._key_changed(record, card, "roll-back to an earlier card")
+                event = self._record_change(record, card, "roll-back to an earlier card")
             elif record.card.id in _chain_ids(card):
                 history = (*record.history, record.card.id)
                 self.store.put(PinRecord(identity, card, self._clock(), history))
@@ -174,23 +174,26 @@ class PinningManager:
                     if card.public_key != record.card.public_key
                     else "new card (same key) not chained from the pinned card"
                 )
-                return self._key_changed(record, card, reason)
-        self._emit(event)
+                event = self._record_change(record, card, reason)
+        self._emit(event)  # listeners run outside the lock, for every kind of event
+        if isinstance(event, KeyChangeEvent):
+            assert event.previous is not None
+            raise KeyChangedError(
+                f"the card of {identity!r} changed ({event.reason}): pinned "
+                f"{event.previous.id[:16]}…, now {card.id[:16]}…. Confirm the new key with the "
+                "user (compare safety numbers), then call acknowledge(identity, new_card).",
+                identity=identity,
+                old_card=event.previous,
+                new_card=card,
+                reason=event.reason,
+            )
         return event
 
-    def _key_changed(self, record: PinRecord, card: Card, reason: str) -> PinEvent:
+    def _record_change(self, record: PinRecord, card: Card, reason: str) -> KeyChangeEvent:
+        """Remember an unacknowledged change (caller holds the lock); the pin stays."""
         event = KeyChangeEvent(record.identity, card, record.card, reason=reason)
         self._pending[record.identity] = event
-        self._emit(event)
-        raise KeyChangedError(
-            f"the card of {record.identity!r} changed ({reason}): pinned {record.card.id[:16]}…, "
-            f"now {card.id[:16]}…. Confirm the new key with the user (compare safety numbers), "
-            "then call acknowledge(identity, new_card).",
-            identity=record.identity,
-            old_card=record.card,
-            new_card=card,
-            reason=reason,
-        )
+        return event
 
     def check_all(self, cards: Iterable[Card]) -> list[PinEvent]:
         """Check several cards; raises the first KeyChangedError after checking them all."""
