@@ -269,3 +269,39 @@ def test_replay_store_header_layout_is_documented() -> None:
     tail = data[-(16 + 8 + 8 + 1) :]
     assert tail[:16] == env.message_id
     assert struct.unpack(">Q", tail[16:24])[0] == 0x0102030405060708
+
+
+def test_counters_past_int64_are_format_errors(tmp_path: Path) -> None:
+    """A signed counter >= 2**63 cannot be stored by SQLite: it is malformed, never a crash."""
+    with pytest.raises(HardenedFormatError, match="counter"):
+        make_env(counter=2**63)
+    data, _, _ = make_env(counter=2**63 - 1, payload=b"")
+    assert decode_envelope(data).counter == 2**63 - 1
+    forged = bytearray(data)
+    forged[-(8 + 8 + 1) : -(8 + 1)] = struct.pack(">Q", 2**63)
+    with pytest.raises(HardenedFormatError, match="counter"):
+        decode_envelope(bytes(forged))
+    store = SqliteReplayStore(tmp_path / "replay.db")
+    store.check_and_record(
+        conversation_sid=CONV,
+        sender_card_id=card_id(),
+        message_id=secrets.token_bytes(16),
+        counter=2**63 - 1,
+        message_sid="IM1",
+    )
+    store.close()
+
+
+def test_sqlite_replay_store_failures_are_typed(tmp_path: Path) -> None:
+    with pytest.raises(ChatError, match="replay store"):
+        SqliteReplayStore(tmp_path / "no" / "such" / "dir" / "replay.db")
+    store = SqliteReplayStore(tmp_path / "replay.db")
+    store.close()
+    with pytest.raises(ChatError, match="replay store"):
+        store.check_and_record(
+            conversation_sid=CONV,
+            sender_card_id=card_id(),
+            message_id=secrets.token_bytes(16),
+            counter=1,
+            message_sid="IM1",
+        )

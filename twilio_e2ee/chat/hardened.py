@@ -10,7 +10,8 @@ given to authEncrypt is an envelope that also carries, under the same signature:
     sender     32  the sender's card id (raw bytes of the 64-hex id)
     n          u16 then 32 × n      recipients' card ids, sorted, unique, including the sender's
     message_id 16  random
-    counter    u64 per (sender card, conversation), strictly increasing (microsecond clock based)
+    counter    u64 per (sender card, conversation), strictly increasing (microsecond clock based),
+               below 2**63 so that every replay store (SQLite included) can keep it
     sent_at    u64 milliseconds since the epoch (display only)
     kind       u8  0 = UTF-8 text, 1 = bytes
     payload    the rest
@@ -43,6 +44,7 @@ from twilio_e2ee.chat.errors import (
     ReplayError,
     SenderMismatchError,
 )
+from twilio_e2ee.errors import ChatError
 
 __all__ = [
     "MAGIC",
@@ -65,6 +67,7 @@ KIND_BYTES = 1
 CARD_ID_LENGTH = 32
 MESSAGE_ID_LENGTH = 16
 MAX_RECIPIENTS = 1000  # Twilio's participant ceiling per conversation
+MAX_COUNTER = 2**63 - 1  # SQLite's INTEGER; a clock-based counter reaches it in ~292,000 years
 _TAIL = struct.Struct(">16sQQB")
 
 
@@ -122,7 +125,7 @@ def encode_envelope(
         _card_bytes(rid, "recipient")
     if len(recipients) > MAX_RECIPIENTS:
         raise HardenedFormatError(f"at most {MAX_RECIPIENTS} recipients")
-    if not 0 <= counter < 2**64:
+    if not 0 <= counter <= MAX_COUNTER:
         raise HardenedFormatError("counter out of range")
     mid = secrets.token_bytes(MESSAGE_ID_LENGTH) if message_id is None else message_id
     if len(mid) != MESSAGE_ID_LENGTH:
@@ -190,6 +193,8 @@ def decode_envelope(data: bytes) -> HardenedEnvelope:
     if sender not in recipients:
         raise HardenedFormatError("the sender's card is not among the recipients")
     message_id, counter, sent_at_ms, kind = _TAIL.unpack(take(_TAIL.size))
+    if counter > MAX_COUNTER:
+        raise HardenedFormatError("counter out of range")
     if kind not in (KIND_TEXT, KIND_BYTES):
         raise HardenedFormatError(f"unknown payload kind {kind}")
     payload = data[pos:]
@@ -336,6 +341,16 @@ class MemoryReplayStore:
                 self._ids.popitem(last=False)
 
 
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS seen_ids (
+    message_id BLOB PRIMARY KEY, conversation TEXT NOT NULL, sender TEXT NOT NULL,
+    counter INTEGER NOT NULL, message_sid TEXT);
+CREATE TABLE IF NOT EXISTS counters (
+    conversation TEXT NOT NULL, sender TEXT NOT NULL, counter INTEGER NOT NULL,
+    PRIMARY KEY (conversation, sender, counter));
+"""
+
+
 class SqliteReplayStore:
     """Replay protection that survives restarts (same rules as :class:`MemoryReplayStore`).
 
@@ -346,18 +361,12 @@ class SqliteReplayStore:
     def __init__(self, path: str | Path, window: int = 2048) -> None:
         self._window = window
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS seen_ids (
-                message_id BLOB PRIMARY KEY, conversation TEXT NOT NULL, sender TEXT NOT NULL,
-                counter INTEGER NOT NULL, message_sid TEXT);
-            CREATE TABLE IF NOT EXISTS counters (
-                conversation TEXT NOT NULL, sender TEXT NOT NULL, counter INTEGER NOT NULL,
-                PRIMARY KEY (conversation, sender, counter));
-            """
-        )
+        try:
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise ChatError(f"cannot open the replay store {str(path)!r}: {exc}") from exc
 
     def check_and_record(
         self,
@@ -368,52 +377,58 @@ class SqliteReplayStore:
         counter: int,
         message_sid: str | None,
     ) -> None:
-        key = (conversation_sid, sender_card_id)
         with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
             try:
-                row = db.execute(
-                    "SELECT conversation, sender, counter, message_sid FROM seen_ids "
-                    "WHERE message_id = ?",
-                    (message_id,),
-                ).fetchone()
-                if row is not None:
-                    if tuple(row) == (*key, counter, message_sid) and message_sid is not None:
-                        db.execute("COMMIT")
-                        return
-                    raise DuplicateMessageError(
-                        "this message id was already delivered (duplicate or replayed message)"
-                    )
-                if db.execute(
-                    "SELECT 1 FROM counters WHERE conversation = ? AND sender = ? AND counter = ?",
-                    (*key, counter),
-                ).fetchone():
-                    raise ReplayError("counter already used by another message (replay)")
-                count, oldest = db.execute(
-                    "SELECT COUNT(*), MIN(counter) FROM counters "
-                    "WHERE conversation = ? AND sender = ?",
-                    key,
-                ).fetchone()
-                if count >= self._window and counter < oldest:
-                    raise ReplayError(
-                        "counter is older than the replay window (replayed or too late)"
-                    )
-                db.execute("INSERT INTO counters VALUES (?, ?, ?)", (*key, counter))
-                if count + 1 > self._window:
-                    db.execute(
-                        "DELETE FROM counters WHERE conversation = ? AND sender = ? AND counter = "
-                        "(SELECT MIN(counter) FROM counters WHERE conversation = ? AND sender = ?)",
-                        (*key, *key),
-                    )
-                db.execute(
-                    "INSERT INTO seen_ids VALUES (?, ?, ?, ?, ?)",
-                    (message_id, *key, counter, message_sid),
+                self._check_and_record(
+                    (conversation_sid, sender_card_id), message_id, counter, message_sid
                 )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            except sqlite3.Error as exc:
+                raise ChatError(f"the replay store failed: {exc}") from exc
+
+    def _check_and_record(
+        self, key: tuple[str, str], message_id: bytes, counter: int, message_sid: str | None
+    ) -> None:
+        db = self._db  # the caller holds the lock
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute(
+                "SELECT conversation, sender, counter, message_sid FROM seen_ids "
+                "WHERE message_id = ?",
+                (message_id,),
+            ).fetchone()
+            if row is not None:
+                if tuple(row) == (*key, counter, message_sid) and message_sid is not None:
+                    db.execute("COMMIT")
+                    return
+                raise DuplicateMessageError(
+                    "this message id was already delivered (duplicate or replayed message)"
+                )
+            if db.execute(
+                "SELECT 1 FROM counters WHERE conversation = ? AND sender = ? AND counter = ?",
+                (*key, counter),
+            ).fetchone():
+                raise ReplayError("counter already used by another message (replay)")
+            count, oldest = db.execute(
+                "SELECT COUNT(*), MIN(counter) FROM counters WHERE conversation = ? AND sender = ?",
+                key,
+            ).fetchone()
+            if count >= self._window and counter < oldest:
+                raise ReplayError("counter is older than the replay window (replayed or too late)")
+            db.execute("INSERT INTO counters VALUES (?, ?, ?)", (*key, counter))
+            if count + 1 > self._window:
+                db.execute(
+                    "DELETE FROM counters WHERE conversation = ? AND sender = ? AND counter = "
+                    "(SELECT MIN(counter) FROM counters WHERE conversation = ? AND sender = ?)",
+                    (*key, *key),
+                )
+            db.execute(
+                "INSERT INTO seen_ids VALUES (?, ?, ?, ?, ?)",
+                (message_id, *key, counter, message_sid),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         with self._lock:
