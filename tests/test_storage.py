@@ -329,3 +329,11 @@ def test_vanished_directory_is_a_key_storage_error(fstore: EncryptedFileKeyStore
         fstore.save("alice", generate_key_pair().private_key)
     assert not isinstance(info.value, KeyEntryExistsError)
     assert not fstore.exists("alice")
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"time_cost": "3"}, {"time_cost": 2.5}, {"memory_kib": None}, {"parallelism": True}]
+)
+def test_argon2_params_must_be_integers(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(KeyStorageError):
+        Argon2Params(**kwargs)

@@ -33,7 +33,6 @@ import hmac
 import json
 import os
 import struct
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +47,7 @@ from twilio_e2ee.errors import (
     KeyStorageError,
     WrongPasswordError,
 )
-from twilio_e2ee.storage.base import MAX_NAME_BYTES, KeyEntry, check_name
+from twilio_e2ee.storage.base import MAX_NAME_BYTES, KeyEntry, check_meta, check_name
 
 __all__ = [
     "DEFAULT_PARAMS",
@@ -87,6 +86,9 @@ class Argon2Params:
     parallelism: int = 4
 
     def __post_init__(self) -> None:
+        for name in ("time_cost", "memory_kib", "parallelism"):
+            if type(getattr(self, name)) is not int:
+                raise KeyStorageError(f"Argon2 {name} must be an int")
         if not (MIN_TIME_COST <= self.time_cost <= MAX_TIME_COST):
             raise KeyStorageError(f"Argon2 time_cost must be {MIN_TIME_COST}..{MAX_TIME_COST}")
         if not (MIN_PARALLELISM <= self.parallelism <= MAX_PARALLELISM):
@@ -259,12 +261,7 @@ def _entry_from_payload(plaintext: bytes, name: str) -> KeyEntry:
         key: PrivateKey = import_private_key(
             base64.b64decode(payload["private_key"], validate=True)
         )
-        meta = payload.get("meta")
-        if meta is not None and not (
-            isinstance(meta, Mapping)
-            and all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items())
-        ):
-            raise ValueError("bad meta")
+        meta = check_meta(payload.get("meta"))
         created, modified = float(payload["created_at"]), float(payload["modified_at"])
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, binascii.Error, E2EEError):
         raise CorruptedStorageError(f"key file for {name!r}: bad payload") from None
