@@ -246,3 +246,23 @@ def test_create_rejects_bad_input(creds: TwilioCredentials) -> None:
             create_twilio_access_token(creds, identity)  # type: ignore[arg-type]
     with pytest.raises(TokenError):
         create_twilio_access_token("creds", "a")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("now", ["soon", float("nan"), float("inf"), [], True])
+def test_bad_clock_values_are_token_errors(creds: TwilioCredentials, now: Any) -> None:
+    with pytest.raises(TokenError):
+        create_twilio_access_token(creds, "alice", now=now)
+    token = create_twilio_access_token(creds, "alice")
+    with pytest.raises(TokenError):
+        verify_twilio_access_token_with(token, creds, now=now)
+
+
+def test_non_ascii_token_and_bad_arguments_are_typed(creds: TwilioCredentials) -> None:
+    with pytest.raises(TwilioTokenError) as err:
+        verify_twilio_access_token_with("\ud800.\u00e9.x", creds)
+    assert err.value.twilio_code == 20101
+    token = create_twilio_access_token(creds, "alice")
+    with pytest.raises(ConfigurationError):
+        verify_twilio_access_token(token, signing_keys=None, account_sid=creds.account_sid)  # type: ignore[arg-type]
+    with pytest.raises(TokenError):
+        create_twilio_access_token(creds, "alice", service_sid=b"IS00")  # type: ignore[arg-type]

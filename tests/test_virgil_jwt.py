@@ -301,3 +301,14 @@ def test_is_expired(app: VirgilAppCredentials) -> None:
     assert not jwt.is_expired(1009)
     assert jwt.is_expired(1010)
     assert str(jwt) == jwt.raw
+
+
+@pytest.mark.parametrize("now", ["soon", float("nan"), float("inf"), [], True])
+def test_bad_clock_values_are_token_errors(app: VirgilAppCredentials, now: Any) -> None:
+    with pytest.raises(TokenError):
+        generate_virgil_jwt(app, "alice", now=now)
+    token = generate_virgil_jwt(app, "alice")
+    with pytest.raises(TokenError):
+        verify_virgil_jwt(
+            token, app_public_key=app.app_public_key, app_key_id=app.app_key_id, now=now
+        )

@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
+import time
 from typing import Any
 
 from twilio_e2ee.errors import TokenError
@@ -21,6 +23,7 @@ __all__ = [
     "MalformedTokenError",
     "b64url_decode",
     "b64url_encode",
+    "current_time",
     "json_part",
     "split_token",
 ]
@@ -83,3 +86,13 @@ def split_token(token: object, what: str) -> list[str]:
     if len(parts) != 3:
         raise MalformedTokenError(f"{what}: expected three dot-separated parts")
     return parts
+
+
+def current_time(now: object, what: str) -> float:
+    """``now`` (Unix seconds, given by tests) or the clock; anything but a finite number is a
+    TokenError."""
+    if now is None:
+        return time.time()
+    if isinstance(now, bool) or not isinstance(now, (int, float)) or not math.isfinite(now):
+        raise TokenError(f"{what}: now must be a finite number of Unix seconds, got {now!r}")
+    return float(now)

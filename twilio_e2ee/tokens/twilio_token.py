@@ -12,7 +12,6 @@ Errors carry Twilio's error code (``twilio_code``) so a mock service can answer 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,7 @@ from twilio.jwt.access_token.grants import ChatGrant
 
 from twilio_e2ee.credentials import TwilioCredentials
 from twilio_e2ee.errors import ConfigurationError, TokenError, TokenExpiredError
-from twilio_e2ee.tokens.jwt_parts import MalformedTokenError
+from twilio_e2ee.tokens.jwt_parts import MalformedTokenError, current_time
 
 __all__ = [
     "CONTENT_TYPE",
@@ -130,7 +129,9 @@ def create_twilio_access_token(
             f"ttl must be an integer number of seconds in 1..{MAX_TTL}", twilio_code=TTL_TOO_LONG
         )
     _check_secret(credentials.api_secret, credentials.api_key_sid)
-    nbf = math.floor(time.time() if now is None else now)
+    if service_sid is not None and (not isinstance(service_sid, str) or not service_sid):
+        raise TwilioTokenError("service_sid must be a non-empty string", twilio_code=INVALID_GRANTS)
+    nbf = math.floor(current_time(now, "Twilio access token"))
     token = AccessToken(
         credentials.account_sid,
         credentials.api_key_sid,
@@ -169,6 +170,10 @@ def verify_twilio_access_token(
     """
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
         raise MalformedTwilioTokenError("access token must be a non-empty string")
+    if not token.isascii():
+        raise MalformedTwilioTokenError("access token must be ASCII (a JWT)")
+    if not isinstance(signing_keys, Mapping):
+        raise ConfigurationError("signing_keys must map API key SIDs to their secrets")
     try:
         header = pyjwt.get_unverified_header(token)
         unverified = pyjwt.decode(token, options={"verify_signature": False})
@@ -210,7 +215,7 @@ def verify_twilio_access_token(
         raise TwilioTokenError("exp is not after nbf", twilio_code=EXPIRED)
     if expires_at - start > MAX_TTL:
         raise TwilioTokenError("lifetime exceeds 24 hours", twilio_code=TTL_TOO_LONG)
-    now = time.time() if now is None else now
+    now = current_time(now, "Twilio access token")
     if expires_at <= now - leeway:
         raise TwilioTokenExpiredError("access token expired", twilio_code=EXPIRED)
     if not_before is not None and not_before > now + leeway:

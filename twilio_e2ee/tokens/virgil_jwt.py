@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from twilio_e2ee.tokens.jwt_parts import (
     MalformedTokenError,
     b64url_decode,
     b64url_encode,
+    current_time,
     json_part,
     split_token,
 )
@@ -102,8 +102,7 @@ class VirgilJwt:
 
     def is_expired(self, now: float | None = None, *, leeway: float = 0.0) -> bool:
         """True if ``exp`` is at or before ``now`` (+ leeway), as Virgil's Jwt.isExpired."""
-        now = time.time() if now is None else now
-        return self.expires_at <= now - leeway
+        return self.expires_at <= current_time(now, "Virgil JWT") - leeway
 
     def __str__(self) -> str:
         return self.raw
@@ -149,7 +148,7 @@ def generate_virgil_jwt(
         raise TokenError("Virgil JWT: ttl must be a positive number of seconds")
     if additional_data is not None and not isinstance(additional_data, dict):
         raise TokenError("Virgil JWT: additional_data must be a dict (JSON object)")
-    now = time.time() if now is None else float(now)
+    now = current_time(now, "Virgil JWT")
     header = {
         "alg": SIGNATURE_ALGORITHM,
         "kid": app.app_key_id,
@@ -234,7 +233,7 @@ def verify_virgil_jwt(
         check_signature(jwt.signing_input, jwt.signature, app_public_key)
     except E2EEError:
         raise TokenError("Virgil JWT: signature does not verify") from None
-    now = time.time() if now is None else now
+    now = current_time(now, "Virgil JWT")
     if jwt.expires_at <= jwt.issued_at:
         raise TokenError("Virgil JWT: exp is not after iat")
     if jwt.issued_at > now + leeway:
