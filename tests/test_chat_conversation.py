@@ -20,6 +20,7 @@ from twilio_e2ee.chat import (
     FailureReason,
     MessageFailure,
     MessageTooLargeError,
+    TwilioServiceError,
 )
 from twilio_e2ee.chat.conversation import create_conversation
 from twilio_e2ee.errors import ChatError, MalformedInputError
@@ -240,3 +241,17 @@ def test_bad_send_arguments_are_typed_errors_before_any_request(
         alice.conversation("")
     with pytest.raises(UsersNotFoundError):
         conv.send("to a ghost", recipients=[alice.identity, "ghost-" + uid("g")])
+
+
+def test_twilio_refusals_outside_send_are_typed_errors(
+    stack: ChatStack, alice_bob: tuple[User, User, str]
+) -> None:
+    """create_conversation and the client-message-id lookup map SDK errors like send does."""
+    alice, _, _ = alice_bob
+    with pytest.raises(TwilioServiceError) as info:
+        create_conversation(alice.client, [alice.identity], service_sid="IS" + "0" * 32)
+    assert (info.value.status, info.value.code) == (404, 20404)
+    missing = alice.conversation("CH" + "0" * 32)
+    with pytest.raises(TwilioServiceError) as info:
+        missing.find_by_client_message_id("cmid")
+    assert (info.value.status, info.value.code) == (404, 20404)

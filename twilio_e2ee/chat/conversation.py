@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from twilio.base import values
@@ -35,7 +36,7 @@ from twilio_e2ee.chat.hardened import (
     ReplayStore,
 )
 from twilio_e2ee.chat.results import ReceivedItem, SentMessage, WireMessage
-from twilio_e2ee.chat.retry import RetryPolicy, send_with_retry
+from twilio_e2ee.chat.retry import RetryPolicy, call_once, send_with_retry
 from twilio_e2ee.chat.transport import install_retry_after_probe, last_retry_after
 from twilio_e2ee.errors import ChatError
 
@@ -72,14 +73,11 @@ def create_conversation(
     """Create a conversation with these chat participants; returns its ``CH…`` SID."""
     v1 = client.conversations.v1
     conversations = v1.services(service_sid).conversations if service_sid else v1.conversations
-    conversation = conversations.create(friendly_name=friendly_name or "encrypted chat")
-    context = (
-        v1.services(service_sid).conversations(conversation.sid)
-        if service_sid
-        else v1.conversations(conversation.sid)
-    )
+    name = friendly_name or "encrypted chat"
+    conversation = call_once(lambda: conversations.create(friendly_name=name))
+    participants = conversations(conversation.sid).participants
     for identity in dict.fromkeys(identities):
-        context.participants.create(identity=identity)
+        call_once(partial(participants.create, identity=identity))
     return str(conversation.sid)
 
 
@@ -297,9 +295,15 @@ class EncryptedConversation:
 
     def find_by_client_message_id(self, client_message_id: str) -> WireMessage | None:
         """Look a message up among the recent ones by the client message id in its attributes."""
-        for message in self.resource.messages.stream(
-            order="desc", limit=self.lookup_depth, page_size=min(self.lookup_depth, 100)
-        ):
+        messages = self.resource.messages
+        recent = self._read(
+            lambda: list(
+                messages.stream(
+                    order="desc", limit=self.lookup_depth, page_size=min(self.lookup_depth, 100)
+                )
+            )
+        )
+        for message in recent:
             hints, _ = parse_attributes(message.attributes)
             if hints is not None and hints.client_message_id == client_message_id:
                 return wire_from_instance(self.sid, message)

@@ -33,6 +33,7 @@ from twilio_e2ee.chat.errors import DeliveryError, TwilioServiceError, TwilioUna
 __all__ = [
     "FailureKind",
     "RetryPolicy",
+    "call_once",
     "classify",
     "parse_retry_after",
     "send_with_retry",
@@ -202,6 +203,27 @@ def _fatal_error(exc: BaseException) -> Exception:
             code=code,
         )
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+
+
+def call_once(call: Callable[[], T]) -> T:
+    """One SDK request that must not be repeated blindly (a create without a lookup).
+
+    Its failure becomes the package's error: TwilioServiceError when Twilio refused, else
+    TwilioUnavailableError (it may or may not have been applied).
+    """
+    try:
+        return call()
+    except Exception as exc:
+        if classify(exc) is FailureKind.FATAL:
+            raise _fatal_error(exc) from exc
+        info = twilio_error_info(exc)
+        status, code, msg = info if info else (None, None, f"{type(exc).__name__}: {exc}")
+        raise TwilioUnavailableError(
+            f"Twilio did not answer the request (last error: {msg}); "
+            "check whether it was applied before trying again",
+            status=status,
+            code=code,
+        ) from exc
 
 
 def send_with_retry(
