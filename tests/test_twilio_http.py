@@ -53,10 +53,14 @@ def test_rewrite_keeps_a_base_path() -> None:
     assert got == "http://localhost:1/mock/v1/Users"
 
 
-@pytest.mark.parametrize("base", ["127.0.0.1:9000", "ftp://x", "", "http://"])
+@pytest.mark.parametrize(
+    "base", ["127.0.0.1:9000", "ftp://x", "", "http://", 9000, b"http://x", ["http://x"]]
+)
 def test_bad_base_urls_are_refused(base: str) -> None:
     with pytest.raises(ConfigurationError):
         RedirectingHttpClient(base)
+    with pytest.raises(ConfigurationError):
+        twilio_rest_client("AC" + "1" * 32, "token", base_url=base)
 
 
 def test_no_base_url_means_real_twilio() -> None:

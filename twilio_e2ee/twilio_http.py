@@ -34,7 +34,9 @@ __all__ = [
 ORIGINAL_HOST_HEADER = "X-Twilio-Original-Host"
 
 
-def _check_base_url(base_url: str) -> str:
+def _check_base_url(base_url: object) -> str:
+    if not isinstance(base_url, str):
+        raise ConfigurationError(f"base_url must be an http(s) URL str, got {base_url!r}")
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigurationError(f"base_url must be an http(s) URL, got {base_url!r}")
