@@ -337,3 +337,8 @@ def test_vanished_directory_is_a_key_storage_error(fstore: EncryptedFileKeyStore
 def test_argon2_params_must_be_integers(kwargs: dict[str, Any]) -> None:
     with pytest.raises(KeyStorageError):
         Argon2Params(**kwargs)
+
+
+def test_unencodable_password_is_a_key_storage_error(tmp_path: Path) -> None:
+    with pytest.raises(KeyStorageError):
+        EncryptedFileKeyStore(tmp_path / "keys", "\ud800 password", params=FAST)

@@ -32,6 +32,7 @@ from twilio_e2ee.storage.fileformat import (
     Argon2Params,
     open_key_file,
     parse_header,
+    password_bytes,
     seal_key_file,
 )
 
@@ -54,7 +55,7 @@ class EncryptedFileKeyStore:
         if not isinstance(password, (str, bytes)) or not password:
             raise KeyStorageError("a non-empty password is required")
         self.directory = Path(directory)
-        self._password = password.encode("utf-8") if isinstance(password, str) else password
+        self._password = password_bytes(password)
         self.params = params
         self._lock = threading.Lock()
         try:

@@ -57,6 +57,7 @@ __all__ = [
     "KeyFileHeader",
     "open_key_file",
     "parse_header",
+    "password_bytes",
     "seal_key_file",
 ]
 
@@ -129,9 +130,13 @@ def _derive(password: bytes, salt: bytes, params: Argon2Params) -> tuple[bytes, 
     return out[:32], verifier
 
 
-def _password_bytes(password: str | bytes) -> bytes:
+def password_bytes(password: str | bytes) -> bytes:
+    """The password as bytes (UTF-8 for str); KeyStorageError for anything else."""
     if isinstance(password, str):
-        return password.encode("utf-8")
+        try:
+            return password.encode("utf-8")
+        except UnicodeEncodeError:
+            raise KeyStorageError("password is not valid text (lone surrogate)") from None
     if isinstance(password, (bytes, bytearray)):
         return bytes(password)
     raise KeyStorageError(f"password must be str or bytes, got {type(password).__name__}")
@@ -200,7 +205,7 @@ def seal_key_file(
     nonce = os.urandom(NONCE_LEN) if nonce is None else nonce
     if not (MIN_SALT <= len(salt) <= MAX_SALT) or len(nonce) != NONCE_LEN:
         raise KeyStorageError("bad salt or nonce length")
-    key, verifier = _derive(_password_bytes(password), salt, params)
+    key, verifier = _derive(password_bytes(password), salt, params)
     head = (
         _FIXED.pack(
             MAGIC,
@@ -239,7 +244,7 @@ def open_key_file(
         raise CorruptedStorageError(
             f"key file holds entry {header.name!r}, expected {expected_name!r}"
         )
-    key, verifier = _derive(_password_bytes(password), header.salt, header.params)
+    key, verifier = _derive(password_bytes(password), header.salt, header.params)
     if not hmac.compare_digest(verifier, header.verifier):
         raise WrongPasswordError(f"wrong password for key {header.name!r}")
     try:
