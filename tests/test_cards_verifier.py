@@ -150,3 +150,9 @@ def test_verify_all_checks_chain_links() -> None:
     verifier.verify_all(linked_card_list([head, old]))
     with pytest.raises(CardSignatureMissingError):
         verifier.verify_all(linked_card_list([head, forged_old]))
+
+
+@pytest.mark.parametrize("whitelists", [5, None, [5], [[("signer", 5)]]])
+def test_malformed_whitelists_are_verification_errors(whitelists: Any) -> None:
+    with pytest.raises(CardVerificationError):
+        CardVerifier(generate_key_pair().public_key, whitelists=whitelists)

@@ -68,6 +68,30 @@ def _signature_valid(card: Card, sig: RawSignature, key: PublicKey) -> bool:
     return verify(data, sig.signature, key)
 
 
+def _whitelists(
+    whitelists: Iterable[Iterable[WhitelistEntry | tuple[str, PublicKey | bytes | str]]],
+) -> tuple[tuple[WhitelistEntry, ...], ...]:
+    """Allow-lists as tuples of :class:`WhitelistEntry` (CardVerificationError if malformed)."""
+    lists: list[tuple[WhitelistEntry, ...]] = []
+    try:
+        for allow_list in whitelists:
+            entries: list[WhitelistEntry] = []
+            for item in allow_list:
+                if isinstance(item, WhitelistEntry):
+                    entries.append(item)
+                    continue
+                if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+                    raise CardVerificationError("whitelist entries are (signer, public_key) pairs")
+                key = _to_public_key(item[1], f"whitelist key {item[0]!r}")
+                entries.append(WhitelistEntry(item[0], key))
+            if not entries:
+                raise CardVerificationError("an allow-list must name at least one signer")
+            lists.append(tuple(entries))
+    except TypeError:
+        raise CardVerificationError("whitelists must be a list of lists of signers") from None
+    return tuple(lists)
+
+
 class CardVerifier:
     """Verifies cards; ``verify(card)`` raises a CardVerificationError subclass on failure.
 
@@ -104,22 +128,7 @@ class CardVerifier:
                 SecurityWarning,
                 stacklevel=2,
             )
-        lists: list[tuple[WhitelistEntry, ...]] = []
-        for allow_list in whitelists:
-            entries: list[WhitelistEntry] = []
-            for item in allow_list:
-                if isinstance(item, WhitelistEntry):
-                    entries.append(item)
-                    continue
-                if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
-                    raise CardVerificationError("whitelist entries are (signer, public_key) pairs")
-                entries.append(
-                    WhitelistEntry(item[0], _to_public_key(item[1], f"whitelist key {item[0]!r}"))
-                )
-            if not entries:
-                raise CardVerificationError("an allow-list must name at least one signer")
-            lists.append(tuple(entries))
-        self.whitelists: tuple[tuple[WhitelistEntry, ...], ...] = tuple(lists)
+        self.whitelists = _whitelists(whitelists)
 
     @classmethod
     def for_service(cls, service_public_key: PublicKey | bytes | str) -> CardVerifier:
