@@ -77,7 +77,19 @@ def test_hints_carry_no_secret_fields() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", [None, "", "{}", "[]", "not json", '{"e2ee": 5}', '{"e2ee": {"v": true}}', "{" * 5000]
+    "text",
+    [
+        None,
+        "",
+        "{}",
+        "[]",
+        "not json",
+        '{"e2ee": 5}',
+        '{"e2ee": {"v": true}}',
+        "{" * 5000,
+        5,
+        b"\xff",
+    ],
 )
 def test_foreign_or_broken_attributes_give_no_hints(text: str | None) -> None:
     hints, _ = parse_attributes(text)

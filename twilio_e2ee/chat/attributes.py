@@ -140,7 +140,7 @@ def parse_attributes(text: str | None) -> tuple[MessageHints | None, dict[str, A
     Never raises: attributes written by other clients (or tampered by the server) just yield no
     hints.
     """
-    if not text:
+    if not text or not isinstance(text, (str, bytes, bytearray)):
         return None, {}
     try:
         obj = json.loads(text)
