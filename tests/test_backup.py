@@ -151,6 +151,9 @@ def test_keyknox_entry_in_virgil_format_is_recognised():
     with pytest.raises(PythiaBackupNotSupportedError, match="Restore it with E3Kit"):
         open_backup(meta, value, "any password", identity="alice")
     assert not is_e3kit_pythia_backup(seal_backup(brain, "pw", identity="a", params=FAST).meta)
+    for junk in (None, "0" * 32, 12345, [0x30] * 20):  # a predicate answers, it does not crash
+        assert not is_e3kit_pythia_backup(junk)  # type: ignore[arg-type]
+    assert is_e3kit_pythia_backup(bytearray(meta)) and is_e3kit_pythia_backup(memoryview(meta))
 
 
 def _first_virgil_message(vectors) -> bytes:

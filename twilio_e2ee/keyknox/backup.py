@@ -171,6 +171,9 @@ def is_e3kit_pythia_backup(meta: bytes) -> bool:
     Keyknox entries written by Virgil's SDKs are ``signThenEncryptDetached`` outputs: the meta is
     the message info alone. A damaged one is still recognised by its envelopedData OID.
     """
+    if not isinstance(meta, (bytes, bytearray, memoryview)):
+        return False
+    meta = bytes(meta)
     if len(meta) < 16 or meta[0] != 0x30:
         return False
     try:
