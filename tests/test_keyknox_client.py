@@ -313,3 +313,29 @@ def test_against_the_bundled_mock(offline_stack):
     assert info.value.code == 50017
     alice.close()
     bob.close()
+
+
+@pytest.mark.parametrize("token", ["tök", "tok\r\nX-Injected: 1", "", 42])
+def test_unusable_tokens_are_refused_before_sending(token):
+    server = FakeKeyknox()
+    transport = httpx.MockTransport(server)
+
+    class Bad:
+        def get_token(self, force_reload: bool = False) -> object:
+            return token
+
+    class AsyncBad:
+        async def get_token(self, force_reload: bool = False) -> object:
+            return token
+
+    kk = KeyknoxClient(Bad(), "http://k.test", http_client=httpx.Client(transport=transport))
+    with pytest.raises(KeyknoxAuthenticationError, match="token"):
+        kk.keys()
+
+    async def run() -> None:
+        client = httpx.AsyncClient(transport=transport)
+        with pytest.raises(KeyknoxAuthenticationError, match="token"):
+            await AsyncKeyknoxClient(AsyncBad(), "http://k.test", http_client=client).keys()
+
+    asyncio.run(run())
+    assert server.requests == []

@@ -293,14 +293,17 @@ Parser = Callable[[int, Mapping[str, str], bytes], T]
 
 
 def _token_text(token: object) -> str:
-    if isinstance(token, str):
-        return token
-    raw = getattr(token, "raw", None)  # a parsed JWT object
-    if isinstance(raw, str):
-        return raw
-    raise KeyknoxAuthenticationError(
-        f"the token provider returned {type(token).__name__}, expected a Virgil JWT string"
-    )
+    raw = getattr(token, "raw", token)  # a parsed JWT object, or the JWT string itself
+    if not isinstance(raw, str):
+        raise KeyknoxAuthenticationError(
+            f"the token provider returned {type(token).__name__}, expected a Virgil JWT string"
+        )
+    if not raw or not raw.isascii() or not raw.isprintable() or " " in raw:
+        raise KeyknoxAuthenticationError(
+            "the token provider returned an empty or non-JWT string (a Virgil JWT is printable "
+            "ASCII without spaces); check the token callback"
+        )
+    return raw
 
 
 def check_api_url(api_url: str) -> str:
