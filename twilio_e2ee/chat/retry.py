@@ -16,6 +16,7 @@ Classification:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
 import random
@@ -226,6 +227,63 @@ def call_once(call: Callable[[], T]) -> T:
         ) from exc
 
 
+class _Run(Generic[T]):
+    """The sans-I/O state of one retried request: what to do after each outcome.
+
+    The sync and async drivers below only make the calls and sleep; every decision (lookup
+    before re-posting, delays, the final verdict) is taken here.
+    """
+
+    def __init__(self, policy: RetryPolicy, client_message_id: str | None) -> None:
+        self.policy = policy
+        self.client_message_id = client_message_id
+        self.delays: list[float] = []
+        self.lookups = 0
+        self.lookup_pending = False  # an uncertain failure happened since the last lookup
+        self.uncertain_seen = False
+        self.last_exc: BaseException | None = None
+
+    def start_lookup(self) -> bool:
+        """True when a lookup must come before the next post (and counts it)."""
+        if self.lookup_pending:
+            self.lookups += 1
+        return self.lookup_pending
+
+    def done(self, result: T, attempt: int, *, by_lookup: bool = False) -> RetryReport[T]:
+        return RetryReport(result, attempt, self.lookups, self.delays, by_lookup)
+
+    def failed(
+        self, exc: Exception, attempt: int, retry_after: Callable[[], float | None]
+    ) -> float | None:
+        """Record a failure; the delay before the next attempt (None after the last one)."""
+        kind = classify(exc)
+        if kind is FailureKind.FATAL:
+            raise _fatal_error(exc) from exc
+        self.last_exc = exc
+        if kind is FailureKind.UNCERTAIN:
+            self.lookup_pending = self.uncertain_seen = True
+        hint = retry_after() if kind is FailureKind.RETRY else None
+        if attempt >= self.policy.max_attempts:
+            return None
+        delay = self.policy.delay(attempt, hint)
+        self.delays.append(delay)
+        return delay
+
+    def final_lookup_due(self) -> bool:
+        """A last look after exhaustion, so an applied-but-unanswered create is never lost."""
+        if self.uncertain_seen:
+            self.lookups += 1
+        return self.uncertain_seen
+
+    def give_up(self, found: T | None) -> RetryReport[T]:
+        """The report when the last look found the message, else raise the final error."""
+        if found is not None:
+            return self.done(found, self.policy.max_attempts, by_lookup=True)
+        assert self.last_exc is not None
+        error = _final_error(self.last_exc, self.client_message_id, self.uncertain_seen)
+        raise error from self.last_exc
+
+
 def send_with_retry(
     post: Callable[[], T],
     lookup: Callable[[], T | None],
@@ -242,43 +300,24 @@ def send_with_retry(
     raises TwilioUnavailableError instead of DeliveryError). `retry_after` returns the last
     answer's Retry-After, in seconds, if any.
     """
-    delays: list[float] = []
-    lookups = 0
-    pending_lookup = False
-    last_exc: BaseException | None = None
-    uncertain_seen = False
+    run: _Run[T] = _Run(policy, client_message_id)
     for attempt in range(1, policy.max_attempts + 1):
         try:
-            if pending_lookup:
-                lookups += 1
+            if run.start_lookup():
                 found = lookup()
                 if found is not None:
-                    return RetryReport(found, attempt, lookups, delays, True)
-                pending_lookup = False
-            return RetryReport(post(), attempt, lookups, delays, False)
+                    return run.done(found, attempt, by_lookup=True)
+                run.lookup_pending = False
+            return run.done(post(), attempt)
         except Exception as exc:
-            kind = classify(exc)
-            if kind is FailureKind.FATAL:
-                raise _fatal_error(exc) from exc
-            last_exc = exc
-            if kind is FailureKind.UNCERTAIN:
-                pending_lookup = uncertain_seen = True
-            hint = retry_after() if kind is FailureKind.RETRY else None
-            if attempt < policy.max_attempts:
-                delay = policy.delay(attempt, hint)
-                delays.append(delay)
+            delay = run.failed(exc, attempt, retry_after)
+            if delay is not None:
                 sleep(delay)
-    assert last_exc is not None
-    if uncertain_seen:
-        # A last look, so an applied-but-unanswered create is never reported as failed.
-        try:
-            lookups += 1
+    found = None
+    if run.final_lookup_due():
+        with contextlib.suppress(Exception):
             found = lookup()
-        except Exception:
-            found = None
-        if found is not None:
-            return RetryReport(found, policy.max_attempts, lookups, delays, True)
-    raise _final_error(last_exc, client_message_id, uncertain_seen) from last_exc
+    return run.give_up(found)
 
 
 async def send_with_retry_async(
@@ -291,39 +330,21 @@ async def send_with_retry_async(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> RetryReport[T]:
     """The async twin of :func:`send_with_retry` (same policy and guarantees)."""
-    delays: list[float] = []
-    lookups = 0
-    pending_lookup = False
-    last_exc: BaseException | None = None
-    uncertain_seen = False
+    run: _Run[T] = _Run(policy, client_message_id)
     for attempt in range(1, policy.max_attempts + 1):
         try:
-            if pending_lookup:
-                lookups += 1
+            if run.start_lookup():
                 found = await lookup()
                 if found is not None:
-                    return RetryReport(found, attempt, lookups, delays, True)
-                pending_lookup = False
-            return RetryReport(await post(), attempt, lookups, delays, False)
+                    return run.done(found, attempt, by_lookup=True)
+                run.lookup_pending = False
+            return run.done(await post(), attempt)
         except Exception as exc:
-            kind = classify(exc)
-            if kind is FailureKind.FATAL:
-                raise _fatal_error(exc) from exc
-            last_exc = exc
-            if kind is FailureKind.UNCERTAIN:
-                pending_lookup = uncertain_seen = True
-            hint = retry_after() if kind is FailureKind.RETRY else None
-            if attempt < policy.max_attempts:
-                delay = policy.delay(attempt, hint)
-                delays.append(delay)
+            delay = run.failed(exc, attempt, retry_after)
+            if delay is not None:
                 await sleep(delay)
-    assert last_exc is not None
-    if uncertain_seen:
-        try:
-            lookups += 1
+    found = None
+    if run.final_lookup_due():
+        with contextlib.suppress(Exception):
             found = await lookup()
-        except Exception:
-            found = None
-        if found is not None:
-            return RetryReport(found, policy.max_attempts, lookups, delays, True)
-    raise _final_error(last_exc, client_message_id, uncertain_seen) from last_exc
+    return run.give_up(found)
