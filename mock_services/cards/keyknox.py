@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -49,14 +50,20 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
-def _name(body: dict[str, Any], field: str, *, required: bool) -> str | None:
-    value = body.get(field)
-    if value is None and not required:
-        return None
+def _name(body: dict[str, Any], field: str) -> str:
     try:
-        return check_name(value, field)
+        return check_name(body.get(field), field)
     except ValueError as exc:
         raise _bad(str(exc)) from None
+
+
+def _optional_name(body: dict[str, Any], field: str) -> str | None:
+    return None if body.get(field) is None else _name(body, field)
+
+
+def _place(body: dict[str, Any]) -> tuple[str, str, str]:
+    """The required ``root``, ``path`` and ``key`` of an entry."""
+    return _name(body, "root"), _name(body, "path"), _name(body, "key")
 
 
 def _b64(body: dict[str, Any], field: str) -> str:
@@ -103,10 +110,7 @@ def _empty(owner: str, root: str | None, path: str | None, key: str | None) -> R
 
 def push(store: CardsStore, caller: str, raw: Any, headers: dict[str, str]) -> Reply:
     body = _object(raw)
-    root = _name(body, "root", required=True)
-    path = _name(body, "path", required=True)
-    key = _name(body, "key", required=True)
-    assert root is not None and path is not None and key is not None
+    root, path, key = _place(body)
     identities = body.get("identities")
     if not isinstance(identities, list) or not identities:
         raise ApiError(400, codes.KEYKNOX_NO_IDENTITIES, "'identities' must be a non-empty list")
@@ -147,11 +151,8 @@ def push(store: CardsStore, caller: str, raw: Any, headers: dict[str, str]) -> R
 
 def pull(store: CardsStore, caller: str, raw: Any, headers: dict[str, str]) -> Reply:
     body = _object(raw)
-    root = _name(body, "root", required=True)
-    path = _name(body, "path", required=True)
-    key = _name(body, "key", required=True)
-    assert root is not None and path is not None and key is not None
-    owner = _name(body, "identity", required=False) or caller
+    root, path, key = _place(body)
+    owner = _optional_name(body, "identity") or caller
     record = store.kk_get(owner, root, path, key)
     if owner == caller:
         return _empty(owner, root, path, key) if record is None else _answer(record)
@@ -174,9 +175,9 @@ def _matching(
 
 def keys(store: CardsStore, caller: str, raw: Any, headers: dict[str, str]) -> Reply:
     body = _object(raw)
-    root = _name(body, "root", required=False)
-    path = _name(body, "path", required=False)
-    owner = _name(body, "identity", required=False) or caller
+    root = _optional_name(body, "root")
+    path = _optional_name(body, "path")
+    owner = _optional_name(body, "identity") or caller
     names = [
         r.key
         for r in _matching(store, owner, root, path, None)
@@ -187,27 +188,15 @@ def keys(store: CardsStore, caller: str, raw: Any, headers: dict[str, str]) -> R
 
 def reset(store: CardsStore, caller: str, raw: Any, headers: dict[str, str]) -> Reply:
     body = _object(raw)
-    root = _name(body, "root", required=False)
-    path = _name(body, "path", required=False)
-    key = _name(body, "key", required=False)
-    who = _name(body, "identity", required=False)
+    root = _optional_name(body, "root")
+    path = _optional_name(body, "path")
+    key = _optional_name(body, "key")
+    who = _optional_name(body, "identity")
     matching = _matching(store, caller, root, path, key)
     for record in matching:
         if who is not None and who != caller:
             kept = tuple(i for i in record.identities if i != who)
-            store.kk_put(
-                KeyknoxRecord(
-                    record.owner,
-                    record.root,
-                    record.path,
-                    record.key,
-                    kept,
-                    record.meta,
-                    record.value,
-                    record.version,
-                    record.hash,
-                )
-            )
+            store.kk_put(dataclasses.replace(record, identities=kept))
         else:
             store.kk_delete(record.owner, record.root, record.path, record.key)
     return _empty(caller, root, path, key)
