@@ -116,6 +116,11 @@ def test_message_row_only_for_posted_messages() -> None:
                          {"Author": "alice", "Body": "hi"})  # fmt: skip
     row = message_row(entry)
     assert row is not None and (row.author, row.body, row.conversation_sid) == ("alice", "hi", CH)
+    parsed = JournalEntry(
+        "twilio", "POST", entry.path, 201, "bob", {"Body": "x", "Attributes": {"a": 1}}
+    )
+    row2 = message_row(parsed)
+    assert row2 is not None and (row2.author, row2.attributes) == ("bob", '{"a":1}')
     assert message_row(JournalEntry("twilio", "GET", entry.path, 200)) is None
     assert message_row(JournalEntry("twilio", "POST", "/v1/Conversations", 201)) is None
     service_path = f"/v1/Services/IS{'2' * 32}/Conversations/{CH}/Messages"

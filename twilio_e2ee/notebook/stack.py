@@ -8,8 +8,11 @@ set of servers, and an ``atexit`` hook stops it when the kernel exits.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import html
+import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,9 +42,33 @@ def start_stack(db_dir: str | Path | None = None) -> OfflineStack:
         from mock_services.stack import OfflineStack
 
         stack = OfflineStack(db_dir=db_dir)
-        stack.start()
+        with _notes_from("twilio_e2ee.backend") as notes:
+            stack.start()
+        for note in notes:
+            print(f"note: {note}")
         _stack = stack
         return stack
+
+
+@contextlib.contextmanager
+def _notes_from(logger_name: str) -> Iterator[list[str]]:
+    """Collect a logger's warnings as plain notes (a notebook shows stray stderr in red)."""
+    notes: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            notes.append(record.getMessage())
+
+    logger = logging.getLogger(logger_name)
+    handler = _Collect(logging.WARNING)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield notes
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def current_stack() -> OfflineStack | None:

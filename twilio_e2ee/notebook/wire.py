@@ -7,6 +7,7 @@ from prints in the client, so the "what Twilio sees" column cannot lie about wha
 from __future__ import annotations
 
 import html
+import json
 import re
 import threading
 from collections.abc import Callable
@@ -48,11 +49,14 @@ def message_row(entry: JournalEntry) -> WireRow | None:
         return None
     form: dict[str, Any] = entry.request if isinstance(entry.request, dict) else {}
     author = str(form.get("Author") or entry.identity or "system")
+    attributes = form.get("Attributes", "")
+    if not isinstance(attributes, str):  # the mock may journal them parsed
+        attributes = json.dumps(attributes, separators=(",", ":"), ensure_ascii=False)
     return WireRow(
         author=author,
         conversation_sid=match["sid"],
         body=str(form.get("Body", "")),
-        attributes=str(form.get("Attributes", "")),
+        attributes=attributes,
         status=entry.status,
     )
 
@@ -120,8 +124,8 @@ class WireView:
             if row.attributes and row.attributes != "{}":
                 attrs = f"<br><i>attributes</i> {html.escape(_cut(row.attributes, self.keep))}"
             items.append(
-                "<div style='font-family:monospace;font-size:11px;margin:2px 0;"
-                "word-break:break-all'>"
+                "<div style='font-family:monospace;font-size:11px;line-height:1.3;"
+                "margin:2px 0 6px 0;word-break:break-all'>"
                 f"<b>{html.escape(row.author)}</b> → <code>"
                 f"{html.escape(_cut(row.body, self.keep))}</code>{attrs}</div>"
             )
