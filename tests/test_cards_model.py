@@ -188,7 +188,11 @@ def test_bad_models(raw: str) -> None:
 
 
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=20)
+    | st.text(st.characters(min_codepoint=0xD7F0, max_codepoint=0xE010), max_size=4),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
     max_leaves=12,
 )
