@@ -11,87 +11,34 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from datetime import timedelta
 from typing import Any
 
-from twilio.base import values
 from twilio.rest import Client
 
-from twilio_e2ee.chat.attributes import parse_attributes
-from twilio_e2ee.chat.codec import (
-    CLOCK_GRACE,
-    DEFAULT_MAX_BODY_CHARS,
-    ChatKeys,
-    SealedMessage,
-    check_outgoing,
-    open_message,
-    seal_message,
-)
-from twilio_e2ee.chat.conversation import _CardCache, wire_from_instance
-from twilio_e2ee.chat.hardened import (
-    SHARED_COUNTERS,
-    CounterSource,
-    MemoryReplayStore,
-    ReplayStore,
-)
+from twilio_e2ee.chat.codec import SealedMessage, check_outgoing
+from twilio_e2ee.chat.conversation import ConversationBase, wire_from_instance
 from twilio_e2ee.chat.results import ReceivedItem, SentMessage, WireMessage
-from twilio_e2ee.chat.retry import RetryPolicy, send_with_retry_async
-from twilio_e2ee.chat.transport import install_retry_after_probe, last_retry_after
+from twilio_e2ee.chat.retry import send_with_retry_async
+from twilio_e2ee.chat.transport import last_retry_after
 from twilio_e2ee.errors import ChatError
 
 __all__ = ["AsyncEncryptedConversation"]
 
 
-class AsyncEncryptedConversation:
-    """An end-to-end encrypted conversation driven with ``await`` (same options as the sync one)."""
+class AsyncEncryptedConversation(ConversationBase):
+    """An end-to-end encrypted conversation driven with ``await`` (same options as the sync one;
+    ``sleep`` is awaited and defaults to ``asyncio.sleep``)."""
 
-    def __init__(
-        self,
-        client: Client,
-        keys: ChatKeys,
-        conversation_sid: str,
-        *,
-        service_sid: str | None = None,
-        hardened: bool = False,
-        replay_store: ReplayStore | None = None,
-        counters: CounterSource | None = None,
-        max_body_chars: int = DEFAULT_MAX_BODY_CHARS,
-        retry_policy: RetryPolicy | None = None,
-        lookup_depth: int = 100,
-        card_cache_ttl: float = 60.0,
-        clock_grace: timedelta = CLOCK_GRACE,
-        fire_webhooks: bool = True,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        if not isinstance(conversation_sid, str) or not conversation_sid:
-            raise ChatError("conversation_sid must be a non-empty string (CH…)")
+    @staticmethod
+    def _default_sleep() -> Callable[[float], Awaitable[None]]:
+        return asyncio.sleep
+
+    def _check_client(self, client: Client) -> None:
         if not getattr(client.http_client, "is_async", False):
             raise ChatError(
                 "AsyncEncryptedConversation needs an async Twilio client: "
                 "twilio_rest_client(..., async_=True) created inside the running event loop"
             )
-        install_retry_after_probe(client)
-        self.client = client
-        self.keys = keys
-        self.sid = conversation_sid
-        self.service_sid = service_sid
-        self.hardened = hardened
-        self.replay_store: ReplayStore = replay_store or MemoryReplayStore()
-        self.counters = counters or SHARED_COUNTERS
-        self.max_body_chars = max_body_chars
-        self.retry_policy = retry_policy or RetryPolicy()
-        self.lookup_depth = lookup_depth
-        self.clock_grace = clock_grace
-        self.fire_webhooks = fire_webhooks
-        self._sleep = sleep
-        self._cards = _CardCache(keys, card_cache_ttl)
-
-    @property
-    def resource(self) -> Any:
-        v1 = self.client.conversations.v1
-        if self.service_sid:
-            return v1.services(self.service_sid).conversations(self.sid)
-        return v1.conversations(self.sid)
 
     async def _read(self, call: Callable[[], Awaitable[Any]]) -> Any:
         async def nothing() -> None:
@@ -134,23 +81,7 @@ class AsyncEncryptedConversation:
             if recipients is not None
             else await self.participant_identities()
         )
-        others = [name for name in identities if name != self.keys.identity]
-
-        def work() -> SealedMessage:
-            cards = dict(self.keys.find_cards(others)) if others else {}
-            return seal_message(
-                self.keys,
-                message,
-                conversation_sid=self.sid,
-                cards=cards,
-                sender_card=self.keys.own_card(),
-                hardened=self.hardened,
-                counters=self.counters,
-                max_body_chars=self.max_body_chars,
-                extra_attributes=attributes,
-            )
-
-        return await asyncio.to_thread(work)
+        return await asyncio.to_thread(self._seal, message, self._others(identities), attributes)
 
     async def send(
         self,
@@ -167,12 +98,7 @@ class AsyncEncryptedConversation:
         messages = self.resource.messages
 
         async def create() -> Any:
-            return await messages.create_async(
-                author=self.keys.identity,
-                body=sealed.body,
-                attributes=sealed.attributes,
-                x_twilio_webhook_enabled="true" if self.fire_webhooks else values.unset,
-            )
+            return await messages.create_async(**self._create_args(sealed))
 
         async def lookup() -> Any:
             return await self._find_posted(sealed)
@@ -185,15 +111,7 @@ class AsyncEncryptedConversation:
             retry_after=last_retry_after,
             sleep=self._sleep,
         )
-        return SentMessage(
-            wire=wire_from_instance(self.sid, report.result),
-            client_message_id=sealed.client_message_id,
-            recipients=sealed.recipients,
-            recipient_card_ids=sealed.recipient_card_ids,
-            hardened=sealed.hardened,
-            attempts=report.attempts,
-            recovered_by_lookup=report.recovered_by_lookup,
-        )
+        return self._sent(sealed, report)
 
     async def _find_posted(self, sealed: SealedMessage) -> Any:
         messages = self.resource.messages
@@ -203,13 +121,7 @@ class AsyncEncryptedConversation:
         while page is not None and seen < self.lookup_depth:
             for message in page:
                 seen += 1
-                hints, _ = parse_attributes(message.attributes)
-                if (
-                    hints is not None
-                    and hints.client_message_id == sealed.client_message_id
-                    and message.body == sealed.body
-                    and message.author == self.keys.identity
-                ):
+                if self._is_posted(message, sealed):
                     return message
             page = await page.next_page_async() if seen < self.lookup_depth else None
         return None
@@ -230,15 +142,7 @@ class AsyncEncryptedConversation:
 
     async def open(self, wire: WireMessage) -> ReceivedItem:
         """Decrypt and verify one message (in a worker thread)."""
-        return await asyncio.to_thread(
-            open_message,
-            self.keys,
-            wire,
-            author_card=self._cards.get,
-            hardened_required=self.hardened,
-            replay_store=self.replay_store,
-            grace=self.clock_grace,
-        )
+        return await asyncio.to_thread(self._open, wire)
 
     async def history(
         self, *, page_size: int = 50, limit: int | None = None, order: str = "asc"
@@ -247,7 +151,3 @@ class AsyncEncryptedConversation:
         self._cards.clear()
         async for wire in self.iter_wire(order=order, page_size=page_size, limit=limit):
             yield await self.open(wire)
-
-    def __repr__(self) -> str:
-        mode = "hardened" if self.hardened else "e3kit"
-        return f"<AsyncEncryptedConversation {self.sid} as {self.keys.identity} ({mode})>"

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Self
 
 from twilio.base import values
 from twilio.rest import Client
@@ -36,7 +36,7 @@ from twilio_e2ee.chat.hardened import (
     ReplayStore,
 )
 from twilio_e2ee.chat.results import ReceivedItem, SentMessage, WireMessage
-from twilio_e2ee.chat.retry import RetryPolicy, call_once, send_with_retry
+from twilio_e2ee.chat.retry import RetryPolicy, RetryReport, call_once, send_with_retry
 from twilio_e2ee.chat.transport import install_retry_after_probe, last_retry_after
 from twilio_e2ee.errors import ChatError
 
@@ -106,7 +106,141 @@ class _CardCache:
             self._cards.clear()
 
 
-class EncryptedConversation:
+class ConversationBase:
+    """What :class:`EncryptedConversation` and its async twin share: options and sans-I/O steps.
+
+    Subclasses make the Twilio calls (plain or awaited) and nothing else.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        keys: ChatKeys,
+        conversation_sid: str,
+        *,
+        service_sid: str | None = None,
+        hardened: bool = False,
+        replay_store: ReplayStore | None = None,
+        counters: CounterSource | None = None,
+        max_body_chars: int = DEFAULT_MAX_BODY_CHARS,
+        retry_policy: RetryPolicy | None = None,
+        lookup_depth: int = 100,
+        card_cache_ttl: float = 60.0,
+        clock_grace: timedelta = CLOCK_GRACE,
+        fire_webhooks: bool = True,
+        sleep: Callable[[float], Any] | None = None,
+    ) -> None:
+        if not isinstance(conversation_sid, str) or not conversation_sid:
+            raise ChatError("conversation_sid must be a non-empty string (CH…)")
+        self._check_client(client)
+        install_retry_after_probe(client)
+        self.client = client
+        self.keys = keys
+        self.sid = conversation_sid
+        self.service_sid = service_sid
+        self.hardened = hardened
+        self.replay_store: ReplayStore = replay_store or MemoryReplayStore()
+        self.counters = counters or SHARED_COUNTERS
+        self.max_body_chars = max_body_chars
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.lookup_depth = lookup_depth
+        self.clock_grace = clock_grace
+        self.fire_webhooks = fire_webhooks
+        self._sleep = sleep if sleep is not None else self._default_sleep()
+        self._cards = _CardCache(keys, card_cache_ttl)
+
+    @staticmethod
+    def _default_sleep() -> Callable[[float], Any]:
+        return time.sleep
+
+    def _check_client(self, client: Client) -> None:
+        """Refuse a client this class cannot drive (the async class needs an async one)."""
+
+    @classmethod
+    def from_ethree(
+        cls, client: Client, ethree: Any, conversation_sid: str, **options: Any
+    ) -> Self:
+        """The usual way in: an :class:`~twilio_e2ee.ethree.EThree` client supplies the keys."""
+        from twilio_e2ee.chat.keys import EThreeKeys
+
+        return cls(client, EThreeKeys(ethree), conversation_sid, **options)
+
+    @property
+    def resource(self) -> Any:
+        """The SDK's ``ConversationContext`` for this conversation."""
+        v1 = self.client.conversations.v1
+        if self.service_sid:
+            return v1.services(self.service_sid).conversations(self.sid)
+        return v1.conversations(self.sid)
+
+    # --- sans-I/O steps --------------------------------------------------------------------
+
+    def _others(self, identities: Sequence[str]) -> list[str]:
+        return [name for name in identities if name != self.keys.identity]
+
+    def _seal(
+        self, message: str | bytes, others: Sequence[str], attributes: Mapping[str, Any] | None
+    ) -> SealedMessage:
+        """Look the recipients' cards up (a blocking call of the keys) and encrypt."""
+        cards = dict(self.keys.find_cards(others)) if others else {}
+        return seal_message(
+            self.keys,
+            message,
+            conversation_sid=self.sid,
+            cards=cards,
+            sender_card=self.keys.own_card(),
+            hardened=self.hardened,
+            counters=self.counters,
+            max_body_chars=self.max_body_chars,
+            extra_attributes=attributes,
+        )
+
+    def _create_args(self, sealed: SealedMessage) -> dict[str, Any]:
+        """The SDK's ``messages.create`` arguments for a sealed message."""
+        return {
+            "author": self.keys.identity,
+            "body": sealed.body,
+            "attributes": sealed.attributes,
+            "x_twilio_webhook_enabled": "true" if self.fire_webhooks else values.unset,
+        }
+
+    def _is_posted(self, message: Any, sealed: SealedMessage) -> bool:
+        """True when a stored message is this sealed one (client message id, body, author)."""
+        hints, _ = parse_attributes(message.attributes)
+        return (
+            hints is not None
+            and hints.client_message_id == sealed.client_message_id
+            and message.body == sealed.body
+            and message.author == self.keys.identity
+        )
+
+    def _sent(self, sealed: SealedMessage, report: RetryReport[Any]) -> SentMessage:
+        return SentMessage(
+            wire=wire_from_instance(self.sid, report.result),
+            client_message_id=sealed.client_message_id,
+            recipients=sealed.recipients,
+            recipient_card_ids=sealed.recipient_card_ids,
+            hardened=sealed.hardened,
+            attempts=report.attempts,
+            recovered_by_lookup=report.recovered_by_lookup,
+        )
+
+    def _open(self, wire: WireMessage) -> ReceivedItem:
+        return open_message(
+            self.keys,
+            wire,
+            author_card=self._cards.get,
+            hardened_required=self.hardened,
+            replay_store=self.replay_store,
+            grace=self.clock_grace,
+        )
+
+    def __repr__(self) -> str:
+        mode = "hardened" if self.hardened else "e3kit"
+        return f"<{type(self).__name__} {self.sid} as {self.keys.identity} ({mode})>"
+
+
+class EncryptedConversation(ConversationBase):
     """One Twilio conversation whose messages are end-to-end encrypted (E3Kit-compatible).
 
     Args:
@@ -129,60 +263,7 @@ class EncryptedConversation:
     The client's ``http_client`` is wrapped once in a pass-through that reads ``Retry-After``.
     """
 
-    def __init__(
-        self,
-        client: Client,
-        keys: ChatKeys,
-        conversation_sid: str,
-        *,
-        service_sid: str | None = None,
-        hardened: bool = False,
-        replay_store: ReplayStore | None = None,
-        counters: CounterSource | None = None,
-        max_body_chars: int = DEFAULT_MAX_BODY_CHARS,
-        retry_policy: RetryPolicy | None = None,
-        lookup_depth: int = 100,
-        card_cache_ttl: float = 60.0,
-        clock_grace: timedelta = CLOCK_GRACE,
-        fire_webhooks: bool = True,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if not isinstance(conversation_sid, str) or not conversation_sid:
-            raise ChatError("conversation_sid must be a non-empty string (CH…)")
-        install_retry_after_probe(client)
-        self.client = client
-        self.keys = keys
-        self.sid = conversation_sid
-        self.service_sid = service_sid
-        self.hardened = hardened
-        self.replay_store: ReplayStore = replay_store or MemoryReplayStore()
-        self.counters = counters or SHARED_COUNTERS
-        self.max_body_chars = max_body_chars
-        self.retry_policy = retry_policy or RetryPolicy()
-        self.lookup_depth = lookup_depth
-        self.clock_grace = clock_grace
-        self.fire_webhooks = fire_webhooks
-        self._sleep = sleep
-        self._cards = _CardCache(keys, card_cache_ttl)
-
-    @classmethod
-    def from_ethree(
-        cls, client: Client, ethree: Any, conversation_sid: str, **options: Any
-    ) -> EncryptedConversation:
-        """The usual way in: an :class:`~twilio_e2ee.ethree.EThree` client supplies the keys."""
-        from twilio_e2ee.chat.keys import EThreeKeys
-
-        return cls(client, EThreeKeys(ethree), conversation_sid, **options)
-
     # --- Twilio resources ------------------------------------------------------------------
-
-    @property
-    def resource(self) -> Any:
-        """The SDK's ``ConversationContext`` for this conversation."""
-        v1 = self.client.conversations.v1
-        if self.service_sid:
-            return v1.services(self.service_sid).conversations(self.sid)
-        return v1.conversations(self.sid)
 
     def _read(self, call: Callable[[], Any]) -> Any:
         """A read with the same retry policy (reads are idempotent: no lookup needed)."""
@@ -215,19 +296,7 @@ class EncryptedConversation:
         identities = (
             sorted(set(recipients)) if recipients is not None else self.participant_identities()
         )
-        others = [name for name in identities if name != self.keys.identity]
-        cards = dict(self.keys.find_cards(others)) if others else {}
-        return seal_message(
-            self.keys,
-            message,
-            conversation_sid=self.sid,
-            cards=cards,
-            sender_card=self.keys.own_card(),
-            hardened=self.hardened,
-            counters=self.counters,
-            max_body_chars=self.max_body_chars,
-            extra_attributes=attributes,
-        )
+        return self._seal(message, self._others(identities), attributes)
 
     def send(
         self,
@@ -250,12 +319,7 @@ class EncryptedConversation:
         messages = self.resource.messages
 
         def create() -> Any:
-            return messages.create(
-                author=self.keys.identity,
-                body=sealed.body,
-                attributes=sealed.attributes,
-                x_twilio_webhook_enabled="true" if self.fire_webhooks else values.unset,
-            )
+            return messages.create(**self._create_args(sealed))
 
         def lookup() -> Any:
             return self._find_posted(sealed)
@@ -268,28 +332,14 @@ class EncryptedConversation:
             retry_after=last_retry_after,
             sleep=self._sleep,
         )
-        return SentMessage(
-            wire=wire_from_instance(self.sid, report.result),
-            client_message_id=sealed.client_message_id,
-            recipients=sealed.recipients,
-            recipient_card_ids=sealed.recipient_card_ids,
-            hardened=sealed.hardened,
-            attempts=report.attempts,
-            recovered_by_lookup=report.recovered_by_lookup,
-        )
+        return self._sent(sealed, report)
 
     def _find_posted(self, sealed: SealedMessage) -> Any:
         """The message already stored with this client message id and body, if any."""
         for message in self.resource.messages.stream(
             order="desc", limit=self.lookup_depth, page_size=min(self.lookup_depth, 100)
         ):
-            hints, _ = parse_attributes(message.attributes)
-            if (
-                hints is not None
-                and hints.client_message_id == sealed.client_message_id
-                and message.body == sealed.body
-                and message.author == self.keys.identity
-            ):
+            if self._is_posted(message, sealed):
                 return message
         return None
 
@@ -313,14 +363,7 @@ class EncryptedConversation:
 
     def open(self, wire: WireMessage) -> ReceivedItem:
         """Decrypt and verify one message (a failure item, never an exception, when bad)."""
-        return open_message(
-            self.keys,
-            wire,
-            author_card=self._cards.get,
-            hardened_required=self.hardened,
-            replay_store=self.replay_store,
-            grace=self.clock_grace,
-        )
+        return self._open(wire)
 
     def iter_wire(
         self, *, order: str = "asc", page_size: int = 50, limit: int | None = None
@@ -375,7 +418,3 @@ class EncryptedConversation:
         from twilio_e2ee.chat.live import MessagePoller
 
         return MessagePoller(self, **kwargs)
-
-    def __repr__(self) -> str:
-        mode = "hardened" if self.hardened else "e3kit"
-        return f"<EncryptedConversation {self.sid} as {self.keys.identity} ({mode})>"
