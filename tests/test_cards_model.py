@@ -241,6 +241,11 @@ def test_lone_surrogate_escapes_are_malformed_cards() -> None:
         RawSignedModel.from_json(
             '{"content_snapshot":"e30=","signatures":[{"signer":"\\udc00","signature":"AA=="}]}'
         )
+    with pytest.raises(MalformedCardError):  # the same escape in UTF-16 JSON
+        Card.from_raw(RawSignedModel(snapshot.encode("utf-16")))
+    raw_surrogate = snapshot.replace("\\ud800", "\ud800").encode("utf-8", "surrogatepass")
+    with pytest.raises(MalformedCardError):  # encoded as bytes ED A0 80, not escaped
+        Card.from_raw(RawSignedModel(raw_surrogate))
     paired = snapshot.replace("\\ud800", "\\ud83d\\udc0d")  # a valid pair is text: 🐍
     assert Card.from_raw(RawSignedModel(paired.encode())).identity == "\U0001f40d"
 
