@@ -54,8 +54,26 @@ class FailureReason(enum.Enum):
     LOOKUP_FAILED = "lookup_failed"  # the card service could not be reached
 
 
+class _FromWire:
+    """The Twilio message's SID, index and author, read through ``wire``."""
+
+    wire: WireMessage
+
+    @property
+    def sid(self) -> str:
+        return self.wire.sid
+
+    @property
+    def index(self) -> int:
+        return self.wire.index
+
+    @property
+    def author(self) -> str | None:
+        return self.wire.author
+
+
 @dataclass(frozen=True)
-class DecryptedMessage:
+class DecryptedMessage(_FromWire):
     """A message that decrypted and verified under its author's card."""
 
     wire: WireMessage
@@ -68,25 +86,13 @@ class DecryptedMessage:
 
     ok = True
 
-    @property
-    def sid(self) -> str:
-        return self.wire.sid
-
-    @property
-    def index(self) -> int:
-        return self.wire.index
-
-    @property
-    def author(self) -> str | None:
-        return self.wire.author
-
     def __str__(self) -> str:
         shown = self.text if self.text is not None else f"<{len(self.data)} bytes>"
         return f"{self.wire.author}: {shown}"
 
 
 @dataclass(frozen=True)
-class MessageFailure:
+class MessageFailure(_FromWire):
     """A message that could not be shown as valid, and why."""
 
     wire: WireMessage
@@ -96,18 +102,6 @@ class MessageFailure:
     hints: MessageHints | None = None
 
     ok = False
-
-    @property
-    def sid(self) -> str:
-        return self.wire.sid
-
-    @property
-    def index(self) -> int:
-        return self.wire.index
-
-    @property
-    def author(self) -> str | None:
-        return self.wire.author
 
     def __str__(self) -> str:
         return f"{self.wire.author}: [{self.reason.value}] {self.detail}"
