@@ -312,3 +312,14 @@ def test_bad_clock_values_are_token_errors(app: VirgilAppCredentials, now: Any) 
         verify_virgil_jwt(
             token, app_public_key=app.app_public_key, app_key_id=app.app_key_id, now=now
         )
+
+
+def test_lone_surrogate_identities_are_token_errors(app: VirgilAppCredentials) -> None:
+    with pytest.raises(TokenError):
+        generate_virgil_jwt(app, "\ud800")
+    header = {"alg": "VEDS512", "kid": app.app_key_id, "typ": "JWT", "cty": "virgil-jwt;v=1"}
+    body = '{"iss":"virgil-' + app.app_id + '","sub":"identity-\\ud800","iat":1,"exp":2}'
+    signing_input = f"{part(header)}.{b64url(body.encode())}"
+    token = signing_input + "." + b64url(sign(signing_input.encode(), app.app_key))
+    with pytest.raises(MalformedTokenError):
+        parse_virgil_jwt(token)

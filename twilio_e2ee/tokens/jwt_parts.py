@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import re
 import time
 from typing import Any
 
+from twilio_e2ee import json_text
 from twilio_e2ee.errors import TokenError
 
 __all__ = [
@@ -63,7 +63,7 @@ def json_part(part: str, what: str) -> dict[str, Any]:
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
     try:
-        value = json.loads(text)
+        value = json_text.loads(text)
     except (ValueError, RecursionError):
         raise MalformedTokenError(f"{what} is not JSON") from None
     if not isinstance(value, dict):

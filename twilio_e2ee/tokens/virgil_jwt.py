@@ -126,6 +126,10 @@ def encode_virgil_jwt(
 def _check_identity(identity: object) -> str:
     if not isinstance(identity, str) or not identity:
         raise TokenError("Virgil JWT: identity must be a non-empty string")
+    try:
+        identity.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TokenError("Virgil JWT: identity is not valid text (lone surrogate)") from None
     return identity
 
 
