@@ -33,6 +33,7 @@ from twilio_e2ee.cards import (
     safety_number,
 )
 from twilio_e2ee.crypto import PrivateKey, generate_key_pair, import_private_key
+from twilio_e2ee.errors import CardError
 from twilio_e2ee.errors import KeyChangedError as BaseKeyChangedError
 
 
@@ -244,3 +245,11 @@ def test_listeners_run_outside_the_lock() -> None:
     with pytest.raises(KeyChangedError):
         manager.check(card("bob"))
     assert len(seen) == 1 and "bob" in seen[0]
+
+
+def test_safety_number_odd_text_is_typed_or_no_match() -> None:
+    number = safety_number(card("alice"), card("bob"))
+    assert not number.matches("\ud800" + number.digits[1:])
+    assert not number.matches("１" * 60)  # full-width digits are not the number
+    with pytest.raises(CardError):
+        safety_number(("\ud800", generate_key_pair().public_key), card("bob"))

@@ -37,8 +37,12 @@ def fingerprint_digits(identity: str, public_key: PublicKey) -> str:
         raise CardError("safety number: identity must be a non-empty string")
     if not isinstance(public_key, PublicKey):
         raise CardError(f"safety number: expected a PublicKey, got {type(public_key).__name__}")
+    try:
+        identity_bytes = identity.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CardError("safety number: identity is not valid text") from None
     der = public_key.der
-    digest = hashlib.sha512(SAFETY_NUMBER_VERSION + der + identity.encode("utf-8")).digest()
+    digest = hashlib.sha512(SAFETY_NUMBER_VERSION + der + identity_bytes).digest()
     for _ in range(SAFETY_NUMBER_ITERATIONS):
         digest = hashlib.sha512(digest + der).digest()
     return "".join(
@@ -59,7 +63,7 @@ class SafetyNumber:
     def matches(self, other: SafetyNumber | str) -> bool:
         """Compare with another number or with digits typed by a user (spaces ignored)."""
         text = other.digits if isinstance(other, SafetyNumber) else "".join(str(other).split())
-        return hmac.compare_digest(text.encode(), self.digits.encode())
+        return hmac.compare_digest(text.encode("utf-8", "replace"), self.digits.encode())
 
     def __str__(self) -> str:
         rows = [" ".join(self.groups[i : i + 4]) for i in range(0, 12, 4)]
