@@ -261,3 +261,10 @@ def test_bad_extra_fields_are_malformed_card_errors(extra: Any) -> None:
 def test_unencodable_identity_is_a_malformed_card_error() -> None:
     with pytest.raises(MalformedCardError):
         create_raw_card(generate_key_pair().private_key, "\ud800")
+
+
+@pytest.mark.parametrize("moment", [float("nan"), float("inf"), True, "2024-01-01"])
+def test_card_active_at_refuses_non_moments(moment: Any) -> None:
+    card = Card.from_raw(create_raw_card(generate_key_pair().private_key, "a", created_at=1))
+    with pytest.raises(CardNotActiveError):
+        card_active_at(card, moment)

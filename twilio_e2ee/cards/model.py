@@ -16,6 +16,7 @@ import binascii
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -425,9 +426,9 @@ def _as_timestamp(moment: datetime | float | int) -> float:
         if moment.tzinfo is None:
             raise CardNotActiveError("moment must be timezone-aware (e.g. datetime.now(UTC))")
         return moment.timestamp()
-    if isinstance(moment, (int, float)) and not isinstance(moment, bool):
+    if isinstance(moment, (int, float)) and not isinstance(moment, bool) and math.isfinite(moment):
         return float(moment)
-    raise CardNotActiveError(f"moment must be a datetime or Unix seconds, got {moment!r}")
+    raise CardNotActiveError(f"moment must be a datetime or finite Unix seconds, got {moment!r}")
 
 
 def card_active_at(card: Card, moment: datetime | float | int) -> Card:
