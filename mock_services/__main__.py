@@ -9,9 +9,7 @@ SIGTERM (exit status 0).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -19,8 +17,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from mock_services.stack import OfflineStack
+from mock_services.stack import OfflineStack, write_json
 from twilio_e2ee.errors import ConfigurationError
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number in 0..65535, got {text!r}")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,9 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
-    parser.add_argument("--cards-port", type=int, default=0, help="Cards + Keyknox port (0: free)")
-    parser.add_argument("--twilio-port", type=int, default=0, help="mock Twilio port (0: free)")
-    parser.add_argument("--backend-port", type=int, default=0, help="token backend port (0: free)")
+    parser.add_argument(
+        "--cards-port", type=_port, default=0, help="Cards + Keyknox port (0: free)"
+    )
+    parser.add_argument("--twilio-port", type=_port, default=0, help="mock Twilio port (0: free)")
+    parser.add_argument(
+        "--backend-port", type=_port, default=0, help="token backend port (0: free)"
+    )
     parser.add_argument(
         "--db", metavar="DIR", default=None, help="keep all state (and credentials) in DIR"
     )
@@ -43,15 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return parser
-
-
-def _write_urls(path: Path, data: dict[str, object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,23 +67,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stack = OfflineStack(
-        args.db,
-        cards_port=args.cards_port,
-        twilio_port=args.twilio_port,
-        backend_port=args.backend_port,
-        host=args.host,
-    )
+    stack: OfflineStack | None = None
     try:
+        stack = OfflineStack(
+            args.db,
+            cards_port=args.cards_port,
+            twilio_port=args.twilio_port,
+            backend_port=args.backend_port,
+            host=args.host,
+        )
         stack.start()
-    except ConfigurationError as exc:
-        print(f"twilio-e2ee-mock-stack: {exc}", file=sys.stderr)
-        stack.stop()
-        return 2
-    try:
         urls = stack.urls_dict()
         if args.urls_file:
-            _write_urls(Path(args.urls_file), urls)
+            try:
+                write_json(Path(args.urls_file), urls)
+            except OSError as exc:
+                problem = exc.strerror or exc
+                raise ConfigurationError(f"cannot write {args.urls_file!r}: {problem}") from None
+    except ConfigurationError as exc:
+        print(f"twilio-e2ee-mock-stack: {exc}", file=sys.stderr)
+        if stack is not None:
+            stack.stop()
+        return 2
+    try:
         if not args.quiet:
             print(f"Virgil Cards + Keyknox (apiUrl): {stack.cards_url}")
             print(f"Twilio Conversations:            {stack.twilio_url}")

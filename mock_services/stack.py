@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from starlette.applications import Starlette
 from mock_services.cards import MockCardsService
 from mock_services.journal import Journal
 from mock_services.twilio import MockTwilioService
+from twilio_e2ee.atomic_file import atomic_write
 from twilio_e2ee.backend.app import create_backend_app
 from twilio_e2ee.backend.config import BackendConfig
 from twilio_e2ee.credentials import (
@@ -37,7 +37,13 @@ from twilio_e2ee.crypto.keys import PublicKey, export_private_key, import_privat
 from twilio_e2ee.errors import ConfigurationError, E2EEError
 from twilio_e2ee.servers import ServerThread
 
-__all__ = ["CREDENTIALS_FILE", "OfflineStack", "load_credentials", "save_credentials"]
+__all__ = [
+    "CREDENTIALS_FILE",
+    "OfflineStack",
+    "load_credentials",
+    "save_credentials",
+    "write_json",
+]
 
 CREDENTIALS_FILE = "credentials.json"
 
@@ -55,13 +61,12 @@ def save_credentials(credentials: StackCredentials, path: Path) -> None:
         "twilio_auth_token": credentials.twilio.auth_token,
         "development": credentials.development,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_json(path, data)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as indented JSON, atomically, with mode 0600 (it holds secrets)."""
+    atomic_write(path, (json.dumps(data, indent=2) + "\n").encode(), mode=0o600)
 
 
 def load_credentials(path: Path) -> StackCredentials:
@@ -107,6 +112,9 @@ class OfflineStack:
         self.db_dir = None if db_dir is None else Path(db_dir)
         self.host = host
         self._ports = {"cards": cards_port, "twilio": twilio_port, "backend": backend_port}
+        for name, port in self._ports.items():
+            if type(port) is not int or not 0 <= port <= 65535:
+                raise ConfigurationError(f"{name}_port must be an int in 0..65535, got {port!r}")
         self.journal = journal if journal is not None else Journal()
         self.credentials = self._credentials(credentials)
         self._cards: MockCardsService | None = None
@@ -117,12 +125,15 @@ class OfflineStack:
     def _credentials(self, given: StackCredentials | None) -> StackCredentials:
         if self.db_dir is None:
             return given or generate_development_credentials()
-        self.db_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.db_dir / CREDENTIALS_FILE
-        if given is None and path.exists():
-            return load_credentials(path)
-        credentials = given or generate_development_credentials()
-        save_credentials(credentials, path)
+        try:
+            self.db_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if given is None and path.exists():
+                return load_credentials(path)
+            credentials = given or generate_development_credentials()
+            save_credentials(credentials, path)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot keep state in {str(self.db_dir)!r}: {exc}") from None
         return credentials
 
     def _db(self, name: str) -> Path | None:

@@ -226,3 +226,49 @@ def test_cli_reports_a_port_in_use(tmp_path: Path) -> None:
         _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert f"cannot bind 127.0.0.1:{port}" in err
+
+
+@pytest.fixture()
+def keep_signal_handlers() -> Any:
+    """The CLI's main() installs SIGINT/SIGTERM handlers; give pytest its own back."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_cli_setup_mistakes_are_clear_errors_not_tracebacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], keep_signal_handlers: Any
+) -> None:
+    from mock_services.__main__ import main
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
+    assert main(["--quiet", "--db", str(a_file)]) == 2
+    assert "a-file" in capsys.readouterr().err
+    assert main(["--quiet", "--urls-file", str(tmp_path / "missing" / "urls.json")]) == 2
+    assert "urls.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["--quiet", "--cards-port", "99999"])
+    assert info.value.code == 2 and "0..65535" in capsys.readouterr().err
+
+
+def test_db_dir_that_is_a_file_is_a_configuration_error(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory")
+    with pytest.raises(ConfigurationError, match="a-file"):
+        OfflineStack(a_file)
+
+
+def test_credentials_file_is_0600_even_over_a_stale_temp_file(tmp_path: Path) -> None:
+    stale = tmp_path / (CREDENTIALS_FILE + ".tmp")
+    stale.write_text("{}")
+    stale.chmod(0o644)
+    OfflineStack(tmp_path)
+    assert (tmp_path / CREDENTIALS_FILE).stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("port", [-1, 65536, "80", True])
+def test_bad_ports_are_configuration_errors(port: Any) -> None:
+    with pytest.raises(ConfigurationError, match="port"):
+        OfflineStack(twilio_port=port).start()
