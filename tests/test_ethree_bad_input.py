@@ -221,6 +221,24 @@ CASES = [
         "",
     ),
     (
+        "auth-encrypt-lone-surrogate",
+        lambda e: e["alice"].auth_encrypt("hi \ud800", e["bob_card"]),
+        InvalidArgumentError,
+        "bytes",
+    ),
+    (
+        "encrypt-lone-surrogate",
+        lambda e: e["alice"].encrypt("\udfff", e["bob_card"]),
+        InvalidArgumentError,
+        "bytes",
+    ),
+    (
+        "backup-password-lone-surrogate",
+        lambda e: e["alice"].backup_private_key("pw \ud800"),
+        InvalidArgumentError,
+        "password",
+    ),
+    (
         "backup-password-none",
         lambda e: e["alice"].backup_private_key(None),
         InvalidArgumentError,

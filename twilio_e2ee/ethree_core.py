@@ -117,6 +117,14 @@ def _check_text_or_bytes(data: object, what: str) -> None:
         raise InvalidArgumentError(
             f"{what}: data must be str (text) or bytes, got {type(data).__name__}"
         )
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgumentError(
+                f"{what}: the text holds a lone surrogate (not valid Unicode); "
+                "fix the string or pass bytes"
+            ) from None
 
 
 def _decode_ciphertext(data: str | bytes, what: str) -> bytes:

@@ -143,7 +143,12 @@ class BackupBlob:
 def password_bytes(password: str | bytes) -> bytes:
     """The password as bytes: text is NFC-normalised UTF-8, so every device derives the same key."""
     if isinstance(password, str):
-        data = unicodedata.normalize("NFC", password).encode("utf-8")
+        try:
+            data = unicodedata.normalize("NFC", password).encode("utf-8")
+        except UnicodeEncodeError:
+            raise MalformedInputError(
+                "backup password is not valid text (it holds a lone surrogate)"
+            ) from None
     elif isinstance(password, (bytes, bytearray)):
         data = bytes(password)
     else:
