@@ -234,6 +234,8 @@ def test_bad_send_arguments_are_typed_errors_before_any_request(
         conv.send("hi", recipients=["bob", ""])
     with pytest.raises(AttributesError, match="reserved"):
         conv.send("hi", attributes={"e2ee": "mine"})
+    with pytest.raises(MalformedInputError, match="surrogate"):
+        conv.send("half a pair \ud83d")
     # nothing was even looked up on Twilio, and nothing posted
     assert len(stack.twilio.journal.filter(path_contains=participants_path)) == before
     assert stack.twilio.messages(sid) == []

@@ -115,6 +115,8 @@ def test_attribute_errors() -> None:
         build_attributes(MessageHints(), {"x": "y" * ATTRIBUTES_LIMIT})
     with pytest.raises(AttributesError, match="timezone"):
         build_attributes(MessageHints(encrypted_at=datetime(2026, 1, 1)))
+    with pytest.raises(AttributesError, match="surrogate"):
+        build_attributes(MessageHints(), {"note": "half a pair \ud83d"})
 
 
 # --- hardened envelope -----------------------------------------------------------------------

@@ -125,7 +125,10 @@ def build_attributes(hints: MessageHints, extra: Mapping[str, Any] | None = None
         text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise AttributesError(f"attributes must be JSON-serialisable: {exc}") from None
-    size = len(text.encode("utf-8"))
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise AttributesError("attributes hold a lone surrogate (not valid Unicode text)") from None
     if size > ATTRIBUTES_LIMIT:
         raise AttributesError(
             f"attributes are {size} bytes, Twilio allows {ATTRIBUTES_LIMIT}: "

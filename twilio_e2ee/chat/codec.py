@@ -120,14 +120,27 @@ class SealedMessage:
     hardened: bool
 
 
+def payload_bytes(payload: object) -> tuple[bytes, bool]:
+    """The bytes to encrypt and whether they are text (UTF-8); MalformedInputError otherwise."""
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        return bytes(payload), False
+    if not isinstance(payload, str):
+        raise MalformedInputError(
+            f"send: message must be str (text) or bytes, got {type(payload).__name__}"
+        )
+    try:
+        return payload.encode("utf-8"), True
+    except UnicodeEncodeError:
+        raise MalformedInputError(
+            "send: the text holds a lone surrogate (not valid Unicode); fix it or send bytes"
+        ) from None
+
+
 def check_outgoing(
     payload: object, recipients: object, attributes: Mapping[str, Any] | None = None
 ) -> None:
     """Reject bad `send` arguments before any network call (typed errors that say what to do)."""
-    if not isinstance(payload, (str, bytes, bytearray, memoryview)):
-        raise MalformedInputError(
-            f"send: message must be str (text) or bytes, got {type(payload).__name__}"
-        )
+    payload_bytes(payload)
     if attributes is not None:
         if not isinstance(attributes, Mapping):
             raise AttributesError("send: attributes must be a dict of JSON values")
@@ -158,14 +171,7 @@ def seal_message(
     now: datetime | None = None,
 ) -> SealedMessage:
     """Encrypt one message for `cards` (identity → current card; the sender's own is added)."""
-    if isinstance(payload, str):
-        data, is_text = payload.encode("utf-8"), True
-    elif isinstance(payload, (bytes, bytearray, memoryview)):
-        data, is_text = bytes(payload), False
-    else:
-        raise MalformedInputError(
-            f"send: message must be str or bytes, got {type(payload).__name__}"
-        )
+    data, is_text = payload_bytes(payload)
     all_cards = dict(cards)
     all_cards[keys.identity] = sender_card
     ordered = [all_cards[name] for name in sorted(all_cards)]
