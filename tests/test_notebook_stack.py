@@ -67,6 +67,7 @@ def test_encrypted_workbench_end_to_end(services: Services) -> None:
     alice = services.user("alice")
     bob = services.user("bob", via_backend=False)
     assert alice.backend is not None and alice.card is not None
+    assert services.user("alice") is alice  # re-running a cell does not register twice
     sid = services.new_conversation(["alice", "bob"])
     people = [
         EncryptedParticipant(alice.conversation(sid)),

@@ -31,6 +31,8 @@ __all__ = [
 
 Description = tuple[str, list[tuple[str, Any]]]
 
+_CELL = "padding:1px 6px;text-align:left;vertical-align:top;"
+_WRAP = "max-width:520px;word-break:break-all;white-space:normal;"
 _STYLE = (
     "border-collapse:collapse;font-family:monospace;font-size:12px;"
     "border:1px solid #ccc;margin:2px 0"
@@ -48,7 +50,7 @@ def short(value: str | bytes, keep: int = 24) -> str:
 def _table(title: str, rows: Iterable[tuple[str, Any]]) -> str:
     body = "".join(
         f"<tr><th style='text-align:left;padding:1px 6px;background:#f5f5f5'>{html.escape(k)}</th>"
-        f"<td style='text-align:left;padding:1px 6px'>{html.escape(str(v))}</td></tr>"
+        f"<td style='text-align:left;padding:1px 6px;{_WRAP}'>{html.escape(str(v))}</td></tr>"
         for k, v in rows
     )
     return (
@@ -244,14 +246,15 @@ class ClaimsTable:
     def _repr_html_(self) -> str:
         body = "".join(
             "<tr>"
-            + "".join(f"<td style='padding:1px 6px'>{html.escape(c)}</td>" for c in row)
+            + "".join(f"<td style='{_CELL}{_WRAP}'>{html.escape(c)}</td>" for c in row)
             + "</tr>"
             for row in self.rows()
         )
         return (
             f"<table style='{_STYLE}'><caption style='text-align:left;font-weight:bold'>"
-            f"{html.escape(self.title)}</caption><tr><th>part</th><th>name</th><th>value</th>"
-            f"<th>meaning</th></tr>{body}</table>"
+            f"{html.escape(self.title)}</caption><tr>"
+            + "".join(f"<th style='{_CELL}'>{h}</th>" for h in ("part", "name", "value", "meaning"))
+            + f"</tr>{body}</table>"
         )
 
 
@@ -271,18 +274,21 @@ def _entry_cells(entry: Any) -> list[str]:
         entry.path,
         str(entry.status),
         entry.identity or "",
-        short(shown, 160),
+        short(shown, 120),
     ]
 
 
 def _journal_rows_html(entries: Sequence[Any], title: str) -> str:
     head = "".join(
-        f"<th style='padding:1px 6px'>{h}</th>"
+        f"<th style='{_CELL}'>{h}</th>"
         for h in ("service", "method", "path", "status", "who", "request body")
     )
     body = "".join(
         "<tr>"
-        + "".join(f"<td style='padding:1px 6px'>{html.escape(c)}</td>" for c in _entry_cells(e))
+        + "".join(
+            f"<td style='{_CELL}{_WRAP if i == 5 else ''}'>{html.escape(c)}</td>"
+            for i, c in enumerate(_entry_cells(e))
+        )
         + "</tr>"
         for e in entries
     )

@@ -58,7 +58,9 @@ class Inspector:
         self.rows = [(field, str(value)) for field, value in described[1]]
         cells = "".join(
             f"<tr><th style='text-align:left;padding:1px 6px'>{html.escape(f)}</th>"
-            f"<td style='font-family:monospace;padding:1px 6px'>{html.escape(v)}</td></tr>"
+            f"<td style='font-family:monospace;padding:1px 6px;text-align:left'>"
+            f"{html.escape(v)}</td>"
+            "</tr>"
             for f, v in self.rows
         )
         self.details.value = f"<i>{html.escape(self.title)}</i><table>{cells}</table>"

@@ -45,6 +45,7 @@ DEMO_PASSWORD = "workshop-password"
 FAST_BACKUP = Argon2Params(time_cost=2, memory_cost_kib=19 * 1024, parallelism=1)
 
 _real_backend: ServerThread | None = None
+_users: dict[tuple[str, str], User] = {}  # (backend URL, identity) -> user, for re-run cells
 _real_lock = threading.Lock()
 
 
@@ -137,8 +138,13 @@ class Services:
         """Sign `identity` up (or in) at the backend, create its EThree, and register its card.
 
         ``via_backend=False`` mints the Virgil JWT directly with the app key instead (what the
-        backend does internally; quicker when a notebook needs many users).
+        backend does internally; quicker when a notebook needs many users). Asking again for
+        the same identity on the same services returns the same user (re-running a cell).
         """
+        key = (self.backend_url, identity)
+        known = _users.get(key)
+        if known is not None:
+            return known
         backend: BackendClient | None = None
         if via_backend:
             backend = self.backend_client()
@@ -157,6 +163,7 @@ class Services:
         user = User(identity, self, backend, ethree)
         if register and not ethree.has_local_private_key():
             user.card = ethree.register()
+        _users[key] = user
         return user
 
     def new_conversation(self, identities: list[str], friendly_name: str | None = None) -> str:
