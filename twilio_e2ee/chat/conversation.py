@@ -334,26 +334,21 @@ class EncryptedConversation(ConversationBase):
         )
         return self._sent(sealed, report)
 
+    def _recent(self) -> Iterator[Any]:
+        """The newest ``lookup_depth`` messages, newest first (fetched lazily, page by page)."""
+        return iter(
+            self.resource.messages.stream(
+                order="desc", limit=self.lookup_depth, page_size=min(self.lookup_depth, 100)
+            )
+        )
+
     def _find_posted(self, sealed: SealedMessage) -> Any:
         """The message already stored with this client message id and body, if any."""
-        for message in self.resource.messages.stream(
-            order="desc", limit=self.lookup_depth, page_size=min(self.lookup_depth, 100)
-        ):
-            if self._is_posted(message, sealed):
-                return message
-        return None
+        return next((m for m in self._recent() if self._is_posted(m, sealed)), None)
 
     def find_by_client_message_id(self, client_message_id: str) -> WireMessage | None:
         """Look a message up among the recent ones by the client message id in its attributes."""
-        messages = self.resource.messages
-        recent = self._read(
-            lambda: list(
-                messages.stream(
-                    order="desc", limit=self.lookup_depth, page_size=min(self.lookup_depth, 100)
-                )
-            )
-        )
-        for message in recent:
+        for message in self._read(lambda: list(self._recent())):
             hints, _ = parse_attributes(message.attributes)
             if hints is not None and hints.client_message_id == client_message_id:
                 return wire_from_instance(self.sid, message)
