@@ -41,7 +41,7 @@ test: venv node chromium lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lab: venv
-	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 stack: venv
 	$(BIN)/python -m mock_services
