@@ -28,7 +28,7 @@ $(NODE_STAMP): interop/package.json interop/package-lock.json
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)) \
+	    (export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)) \
 	    || echo "could not install chromium: browser test will be skipped"; \
 	  else echo "chromium missing and not root: browser test will be skipped"; fi; }
 
