@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
+import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
@@ -188,3 +193,77 @@ def test_rate_limiter_window() -> None:
     assert limiter.allow("CH2")
     now[0] += 1.01
     assert limiter.allow("CH1")
+
+
+def test_answer_lost_with_dropped_connection_stores_then_closes_the_socket(world: World) -> None:
+    """The connection is closed without a status line after the commit (a real transport error)."""
+    conv = world.client.conversations.v1.conversations.create()
+    fault = world.service.faults.add(
+        "answer_lost", method="POST", path=MESSAGES, times=1, drop_connection=True
+    )
+    messages = world.client.conversations.v1.conversations(conv.sid).messages
+    with pytest.raises(requests.ConnectionError) as info:
+        messages.create(body="sent into the void", attributes='{"client_message_id": "m-2"}')
+    assert "RemoteDisconnected" in repr(info.value) or "aborted" in str(info.value)
+    assert fault.hits == 1
+    stored = world.service.messages(conv.sid)
+    assert [m["body"] for m in stored] == ["sent into the void"]  # committed before the drop
+    entry = world.service.journal.entries[-1]
+    assert entry.status == 0 and entry.response["mock_fault"] == "answer_lost"
+    assert entry.response["connection_dropped"] is True
+    assert entry.response["applied_status"] == 201
+    # the server is healthy afterwards and the message can be found by its id
+    listed = messages.list()
+    assert [m.body for m in listed] == ["sent into the void"]
+    assert '"client_message_id": "m-2"' in listed[0].attributes
+    assert messages.create(body="next").index == 1
+
+
+def test_dropped_connection_over_a_raw_socket_gets_no_bytes(world: World) -> None:
+    conv = world.client.conversations.v1.conversations.create()
+    world.service.faults.add("answer_lost", method="POST", path=MESSAGES, drop_connection=True)
+    host, port = world.url.removeprefix("http://").split(":")
+    body = b"Body=raw"
+    token = base64.b64encode(":".join(world.auth).encode()).decode()
+    request = (
+        f"POST /v1/Conversations/{conv.sid}/Messages HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Basic {token}\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+    assert received == b""  # closed without a status line
+    assert [m["body"] for m in world.service.messages(conv.sid)] == ["raw"]
+
+
+def test_drop_connection_only_for_answer_lost() -> None:
+    injector = FaultInjector()
+    with pytest.raises(ConfigurationError):
+        injector.add("server_error", drop_connection=True)
+    with pytest.raises(ConfigurationError):
+        injector.add("rate_limit", drop_connection=True)
+    assert injector.add("answer_lost", drop_connection=True).drop_connection
+
+
+def test_dropped_connection_without_a_reachable_transport_fails_the_answer() -> None:
+    """In-process (no socket to close) the answer starts, then the app fails: no usable reply."""
+    asyncio.run(_in_process_drop())
+
+
+async def _in_process_drop() -> None:
+    creds = generate_development_credentials().twilio
+    service = MockTwilioService(creds)
+    service.faults.add("answer_lost", method="POST", drop_connection=True)
+    assert creds.auth_token is not None
+    transport = httpx.ASGITransport(app=service.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
+        with pytest.raises(ConnectionAbortedError):
+            await client.post(
+                "/v1/Conversations", data={}, auth=(creds.account_sid, creds.auth_token)
+            )
+    assert len(service.conversations()) == 1  # applied all the same
+    service.close()

@@ -7,6 +7,7 @@ the response, signed with the account's auth token, to loopback targets only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -22,6 +23,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from mock_services.journal import Journal, JournalEntry
 from mock_services.twilio import errors as E
@@ -62,6 +64,40 @@ def _fault_error(fault: Fault) -> E.TwilioApiError:
         )
     code = E.SERVICE_UNAVAILABLE if fault.status == 503 else E.INTERNAL_ERROR
     return E.TwilioApiError(fault.status, code, f"{_phrase(fault.status)} (injected)")
+
+
+class DroppedConnection(Response):
+    """Closes the client's connection without sending a byte (an answer lost in the network).
+
+    ASGI has no "abort" message (an app that raises before answering gets a 500 from uvicorn),
+    so this reaches the connection's transport through uvicorn's ``receive`` (bound to its
+    request cycle) and closes it; the background task (webhooks) still runs, since the request
+    was applied. On a server where the transport is out of reach it starts a response announcing
+    a body and fails before sending it: the server then closes the connection mid-answer.
+    """
+
+    def __init__(self, background: BackgroundTask | None = None) -> None:
+        super().__init__(status_code=500, background=background)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        cycle = getattr(receive, "__self__", None)
+        transport = getattr(cycle, "transport", None)
+        if isinstance(transport, asyncio.BaseTransport):
+            transport.close()
+            await asyncio.sleep(0)  # let uvicorn see the connection lost (no 500 after us)
+            if self.background is not None:
+                await self.background()
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 201,
+                "headers": [(b"content-length", b"1024"), (b"content-type", b"application/json")],
+            }
+        )
+        if self.background is not None:
+            await self.background()
+        raise ConnectionAbortedError("mock Twilio dropped the connection (answer_lost fault)")
 
 
 class MockTwilioService:
@@ -327,15 +363,18 @@ class MockTwilioService:
             self._record(
                 method,
                 path,
-                fault.status,
+                0 if fault.drop_connection else fault.status,
                 who,
                 form,
                 {
                     "mock_fault": "answer_lost",
+                    "connection_dropped": fault.drop_connection,
                     "applied_status": status,
                     "applied": body,
                 },
             )
+            if fault.drop_connection:
+                return DroppedConnection(background=task)
             phrase = _phrase(fault.status)
             return PlainTextResponse(
                 f"{fault.status} {phrase}\n", status_code=fault.status, background=task

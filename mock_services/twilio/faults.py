@@ -5,11 +5,15 @@ Kinds:
 * ``"rate_limit"`` — 429 with ``Retry-After`` and Twilio code 20429; nothing is applied.
 * ``"server_error"`` — a 5xx (default 503, code 20503) before anything is applied.
 * ``"answer_lost"`` — the request **is applied and stored**, then the answer fails (default 502
-  with a gateway's non-JSON body), the case that makes naive retries post twice.
+  with a gateway's non-JSON body), the case that makes naive retries post twice. With
+  ``drop_connection=True`` the server instead closes the connection after the commit without
+  sending a single byte of the answer: the client sees a transport error (``requests``:
+  ``ConnectionError`` from ``RemoteDisconnected``), as when the answer is lost in the network.
 
 Example::
 
     service.faults.add("answer_lost", method="POST", path="/v1/Conversations/*/Messages", rate=0.3)
+    service.faults.add("answer_lost", method="POST", path="*/Messages", drop_connection=True)
     service.faults.add("rate_limit", path="*/Messages", rate=0.2, retry_after=1)
     service.faults.clear()
 
@@ -46,6 +50,7 @@ class Fault:
     status: int = 0
     retry_after: int = 1
     hits: int = field(default=0)
+    drop_connection: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method.upper():
@@ -74,8 +79,12 @@ class FaultInjector:
         times: int | None = None,
         status: int | None = None,
         retry_after: int = 1,
+        drop_connection: bool = False,
     ) -> Fault:
-        """Add a fault; returns it (pass it to :meth:`remove`, read its ``hits``)."""
+        """Add a fault; returns it (pass it to :meth:`remove`, read its ``hits``).
+
+        ``drop_connection`` (``answer_lost`` only): close the connection instead of answering.
+        """
         if kind not in _DEFAULT_STATUS:
             known = ", ".join(sorted(_DEFAULT_STATUS))
             raise ConfigurationError(f"unknown fault kind {kind!r}; use one of {known}")
@@ -86,7 +95,11 @@ class FaultInjector:
             raise ConfigurationError("a rate_limit fault answers 429")
         if kind != "rate_limit" and not 500 <= code <= 599:
             raise ConfigurationError(f"a {kind} fault answers a 5xx status")
-        fault = Fault(kind, method, path, rate, times, code, retry_after)
+        if drop_connection and kind != "answer_lost":
+            raise ConfigurationError("only an answer_lost fault can drop the connection")
+        fault = Fault(
+            kind, method, path, rate, times, code, retry_after, drop_connection=drop_connection
+        )
         with self._lock:
             self._faults.append(fault)
         return fault
