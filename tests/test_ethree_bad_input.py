@@ -359,3 +359,34 @@ def test_bad_key_store_and_url(env):
         EThree(token, api_url="ftp://example.com")
     with pytest.raises(InvalidArgumentError, match="Argon2Params"):
         EThree(token, api_url=env["stack"].cards_url, backup_params=(3, 65536, 4))
+
+
+@pytest.mark.parametrize("bad_key", [b"not a key", "not base64 !", 42])
+def test_async_constructor_failure_leaves_no_unclosed_http_client(monkeypatch, bad_key):
+    """A Cards client that cannot be built (bad service key) must not strand an AsyncClient."""
+    import httpx
+
+    from twilio_e2ee import ethree_async
+    from twilio_e2ee.ethree_async import AsyncEThree
+
+    created: list[httpx.AsyncClient] = []
+
+    class Recording(httpx.AsyncClient):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            created.append(self)
+
+    monkeypatch.setattr(ethree_async.httpx, "AsyncClient", Recording)
+    with pytest.raises(E2EEError):
+        AsyncEThree(lambda: "token", cards_service_public_key=bad_key)
+    assert all(client.is_closed for client in created), "an AsyncClient was left open"
+    # with a good key the client is created, owned, and closed by aclose()
+    import asyncio
+
+    from twilio_e2ee.crypto.keys import generate_key_pair
+
+    key = generate_key_pair().public_key
+    good = AsyncEThree(lambda: "token", cards_service_public_key=key)
+    assert len(created) == 1 and not created[0].is_closed
+    asyncio.run(good.aclose())
+    assert created[0].is_closed

@@ -17,6 +17,7 @@ from twilio_e2ee.cards.client import DEFAULT_API_URL, AsyncCardsClient
 from twilio_e2ee.cards.model import Card
 from twilio_e2ee.cards.pin_stores import PinStore
 from twilio_e2ee.cards.pinning import PinningManager
+from twilio_e2ee.cards.verifier import CardVerifier
 from twilio_e2ee.crypto.keys import KeyPair, PublicKey
 from twilio_e2ee.errors import EThreeError
 from twilio_e2ee.ethree import check_callback, make_core
@@ -66,16 +67,18 @@ class AsyncEThree:
             check_callback(token_callback)
             self.tokens = AsyncCachingJwtProvider(token_callback)
         self._core = make_core(key_store, pin_store, backup_params)
-        check_api_url(api_url)  # before an HTTP client exists, so a bad URL leaks nothing
-        self._http = http_client or httpx.AsyncClient(timeout=timeout)
-        self._owns_http = http_client is None
+        # Everything that can refuse the arguments runs before an HTTP client exists: an
+        # AsyncClient cannot be closed from this synchronous constructor, so none may leak.
+        check_api_url(api_url)
+        verifier = CardVerifier(cards_service_public_key)
+        owned = http_client is None
+        http = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
+        self._http = http
+        self._owns_http = owned
         self.cards = AsyncCardsClient(
-            self.tokens,
-            base_url=api_url,
-            service_public_key=cards_service_public_key,
-            http_client=self._http,
+            self.tokens, base_url=api_url, verifier=verifier, http_client=http
         )
-        self.keyknox = AsyncKeyknoxClient(self.tokens, api_url, http_client=self._http)
+        self.keyknox = AsyncKeyknoxClient(self.tokens, api_url, http_client=http)
 
     @classmethod
     async def initialize(
