@@ -53,6 +53,7 @@ from twilio_e2ee.cards.pinning import (
     PinningManager,
     PinUnchanged,
 )
+from twilio_e2ee.cards.protocol import CardsRetryPolicy
 from twilio_e2ee.cards.safety import SafetyNumber, fingerprint_digits, safety_number
 from twilio_e2ee.cards.verifier import (
     VIRGIL_SERVICE_PUBLIC_KEY_B64,
@@ -81,6 +82,7 @@ __all__ = [
     "CardsBadRequestError",
     "CardsClient",
     "CardsNotFoundError",
+    "CardsRetryPolicy",
     "CardsServiceError",
     "CardsServiceUnavailableError",
     "FirstUseEvent",

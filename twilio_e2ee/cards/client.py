@@ -6,11 +6,20 @@ expired-token answer (code 20304) or a 401 is retried once with a force-reloaded
 card from the network goes through the verifier; by default that is Virgil's production service
 key, so pointing a client at another service (e.g. the bundled mock) needs that service's key —
 verification is never switched off because of the URL.
+
+Retries (:class:`~twilio_e2ee.cards.protocol.CardsRetryPolicy`): reads (search, get, outdated)
+are re-sent after a 429, a 5xx or a transport error, waiting ``Retry-After`` or an exponential
+backoff. Writes are re-sent as they are only after a 429 (refused, nothing applied). After an
+uncertain failure (5xx, lost answer) publish first searches the identity's cards for the same
+snapshot and returns it if the service has it; revoke first fetches the card and stops if it is
+already outdated; only then is the write sent again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -19,6 +28,7 @@ import httpx
 from twilio_e2ee.cards import protocol as p
 from twilio_e2ee.cards.errors import CardsServiceError, CardsServiceUnavailableError
 from twilio_e2ee.cards.model import Card, RawSignedModel, create_raw_card
+from twilio_e2ee.cards.protocol import CardsRetryPolicy
 from twilio_e2ee.cards.verifier import CardVerifier
 from twilio_e2ee.crypto.keys import PrivateKey, PublicKey
 from twilio_e2ee.errors import ConfigurationError
@@ -72,6 +82,25 @@ def _async_provider(token: object) -> AsyncTokenProvider:
     raise ConfigurationError("token must be a token provider or a zero-argument callable")
 
 
+def _retry_policy(policy: object) -> CardsRetryPolicy:
+    if policy is None:
+        return CardsRetryPolicy()
+    if not isinstance(policy, CardsRetryPolicy):
+        raise ConfigurationError(
+            f"retry_policy must be a CardsRetryPolicy, got {type(policy).__name__}"
+        )
+    return policy
+
+
+def _check_sleep(sleep: object) -> None:
+    if not callable(sleep):
+        raise ConfigurationError("sleep must be a callable taking seconds")
+
+
+def _identity(model: RawSignedModel) -> str:
+    return Card.from_raw(model).identity
+
+
 def _headers(token: str) -> dict[str, str]:
     return {
         "Authorization": f"Virgil {token}",
@@ -118,9 +147,14 @@ class CardsClient(_Base):
         service_public_key: PublicKey | bytes | str | None = None,
         http_client: httpx.Client | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        retry_policy: CardsRetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(base_url, verifier, service_public_key)
         self.tokens = _sync_provider(token)
+        self.retry_policy = _retry_policy(retry_policy)
+        _check_sleep(sleep)
+        self._sleep = sleep
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.Client(timeout=timeout)
 
@@ -131,10 +165,10 @@ class CardsClient(_Base):
             )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _transport_error(exc, req) from exc
-        p.raise_for_error(resp.status_code, resp.content, resp.reason_phrase)
+        p.raise_for_error(resp.status_code, resp.content, resp.reason_phrase, resp.headers)
         return resp
 
-    def _send(self, req: p.CardsRequest) -> httpx.Response:
+    def _send_authed(self, req: p.CardsRequest) -> httpx.Response:
         try:
             return self._send_once(req, self.tokens.get_token())
         except CardsServiceError as exc:
@@ -142,10 +176,40 @@ class CardsClient(_Base):
                 raise
         return self._send_once(req, self.tokens.get_token(force_reload=True))
 
+    def _send(self, req: p.CardsRequest) -> httpx.Response:
+        attempt = 1
+        while True:
+            try:
+                return self._send_authed(req)
+            except CardsServiceError as exc:
+                delay = p.retry_delay(self.retry_policy, req, attempt, exc)
+                if delay is None:
+                    raise
+            self._sleep(delay)
+            attempt += 1
+
+    def _after_uncertain(self, exc: CardsServiceError, attempt: int) -> None:
+        """Wait before looking up an uncertain write, or re-raise when that must not happen."""
+        delay = p.backoff_delay(self.retry_policy, attempt, exc) if p.is_uncertain(exc) else None
+        if delay is None:
+            raise exc
+        self._sleep(delay)
+
     def publish_raw_card(self, model: RawSignedModel) -> Card:
         """Publish a self-signed raw card; returns it verified, with the service signature."""
         req = p.publish_request(model)
-        return p.parse_publish_response(model, self._send(req).content, self.verifier)
+        attempt = 1
+        while True:
+            try:
+                resp = self._send(req)
+            except CardsServiceError as exc:
+                self._after_uncertain(exc, attempt)
+                found = p.find_published(model, self.search_cards(_identity(model)))
+                if found is not None:
+                    return found
+                attempt += 1
+                continue
+            return p.parse_publish_response(model, resp.content, self.verifier)
 
     def publish_card(
         self,
@@ -176,13 +240,26 @@ class CardsClient(_Base):
         return p.parse_get_response(card_id, resp.headers, resp.content, self.verifier)
 
     def revoke_card(self, card_id: str) -> None:
-        """Revoke one of the token identity's cards."""
-        self._send(p.revoke_request(card_id))
+        """Revoke one of the token identity's cards (done once the card is outdated)."""
+        req = p.revoke_request(card_id)
+        attempt = 1
+        while True:
+            try:
+                self._send(req)
+                return
+            except CardsServiceError as exc:
+                self._after_uncertain(exc, attempt)
+            if self.get_card(card_id).is_outdated:
+                return
+            attempt += 1
 
     def get_outdated(self, card_ids: Iterable[str]) -> list[str]:
-        """Which of ``card_ids`` the service reports as outdated."""
-        req = p.outdated_request(card_ids)
-        return p.parse_outdated_response(req.json["card_ids"], self._send(req).content)
+        """Which of ``card_ids`` the service reports as outdated (chunks of 50 ids)."""
+        outdated: list[str] = []
+        for req in p.outdated_requests(card_ids):
+            resp = self._send(req)
+            outdated.extend(p.parse_outdated_response(req.json["card_ids"], resp.content))
+        return outdated
 
     def close(self) -> None:
         if self._owns_http:
@@ -211,9 +288,14 @@ class AsyncCardsClient(_Base):
         service_public_key: PublicKey | bytes | str | None = None,
         http_client: httpx.AsyncClient | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        retry_policy: CardsRetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         super().__init__(base_url, verifier, service_public_key)
         self.tokens = _async_provider(token)
+        self.retry_policy = _retry_policy(retry_policy)
+        _check_sleep(sleep)
+        self._sleep = sleep
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
 
@@ -224,10 +306,10 @@ class AsyncCardsClient(_Base):
             )
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _transport_error(exc, req) from exc
-        p.raise_for_error(resp.status_code, resp.content, resp.reason_phrase)
+        p.raise_for_error(resp.status_code, resp.content, resp.reason_phrase, resp.headers)
         return resp
 
-    async def _send(self, req: p.CardsRequest) -> httpx.Response:
+    async def _send_authed(self, req: p.CardsRequest) -> httpx.Response:
         try:
             return await self._send_once(req, await self.tokens.get_token())
         except CardsServiceError as exc:
@@ -235,11 +317,40 @@ class AsyncCardsClient(_Base):
                 raise
         return await self._send_once(req, await self.tokens.get_token(force_reload=True))
 
+    async def _send(self, req: p.CardsRequest) -> httpx.Response:
+        attempt = 1
+        while True:
+            try:
+                return await self._send_authed(req)
+            except CardsServiceError as exc:
+                delay = p.retry_delay(self.retry_policy, req, attempt, exc)
+                if delay is None:
+                    raise
+            await self._sleep(delay)
+            attempt += 1
+
+    async def _after_uncertain(self, exc: CardsServiceError, attempt: int) -> None:
+        delay = p.backoff_delay(self.retry_policy, attempt, exc) if p.is_uncertain(exc) else None
+        if delay is None:
+            raise exc
+        await self._sleep(delay)
+
     async def publish_raw_card(self, model: RawSignedModel) -> Card:
         """Publish a self-signed raw card; returns it verified, with the service signature."""
         req = p.publish_request(model)
-        resp = await self._send(req)
-        return p.parse_publish_response(model, resp.content, self.verifier)
+        attempt = 1
+        while True:
+            try:
+                resp = await self._send(req)
+            except CardsServiceError as exc:
+                await self._after_uncertain(exc, attempt)
+                cards = await self.search_cards(_identity(model))
+                found = p.find_published(model, cards)
+                if found is not None:
+                    return found
+                attempt += 1
+                continue
+            return p.parse_publish_response(model, resp.content, self.verifier)
 
     async def publish_card(
         self,
@@ -271,14 +382,26 @@ class AsyncCardsClient(_Base):
         return p.parse_get_response(card_id, resp.headers, resp.content, self.verifier)
 
     async def revoke_card(self, card_id: str) -> None:
-        """Revoke one of the token identity's cards."""
-        await self._send(p.revoke_request(card_id))
+        """Revoke one of the token identity's cards (done once the card is outdated)."""
+        req = p.revoke_request(card_id)
+        attempt = 1
+        while True:
+            try:
+                await self._send(req)
+                return
+            except CardsServiceError as exc:
+                await self._after_uncertain(exc, attempt)
+            if (await self.get_card(card_id)).is_outdated:
+                return
+            attempt += 1
 
     async def get_outdated(self, card_ids: Iterable[str]) -> list[str]:
-        """Which of ``card_ids`` the service reports as outdated."""
-        req = p.outdated_request(card_ids)
-        resp = await self._send(req)
-        return p.parse_outdated_response(req.json["card_ids"], resp.content)
+        """Which of ``card_ids`` the service reports as outdated (chunks of 50 ids)."""
+        outdated: list[str] = []
+        for req in p.outdated_requests(card_ids):
+            resp = await self._send(req)
+            outdated.extend(p.parse_outdated_response(req.json["card_ids"], resp.content))
+        return outdated
 
     async def aclose(self) -> None:
         if self._owns_http:

@@ -102,6 +102,7 @@ class CardsServiceError(ServiceError):
     ) -> None:
         super().__init__(message, status=status, code=code)
         self.service_message = service_message
+        self.retry_after: float | None = None  # seconds, from a Retry-After header
 
 
 class CardsBadRequestError(CardsServiceError):

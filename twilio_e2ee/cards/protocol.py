@@ -13,6 +13,8 @@ import platform
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from twilio_e2ee import json_text
@@ -33,22 +35,32 @@ from twilio_e2ee.cards.model import (
     linked_card_list,
 )
 from twilio_e2ee.cards.verifier import CardVerifier
+from twilio_e2ee.errors import ConfigurationError
 
 __all__ = [
     "DEFAULT_API_URL",
     "MAX_IDENTITIES_PER_SEARCH",
+    "MAX_IDS_PER_OUTDATED_CHECK",
+    "NO_RETRY",
     "SUPERSEDED_HEADER",
     "TOKEN_EXPIRED_CODE",
     "CardsRequest",
+    "CardsRetryPolicy",
+    "backoff_delay",
+    "find_published",
     "get_request",
+    "is_uncertain",
     "normalize_identities",
     "outdated_request",
+    "outdated_requests",
     "parse_get_response",
     "parse_outdated_response",
     "parse_publish_response",
+    "parse_retry_after",
     "parse_search_response",
     "publish_request",
     "raise_for_error",
+    "retry_delay",
     "revoke_request",
     "search_requests",
     "should_retry_with_fresh_token",
@@ -57,6 +69,7 @@ __all__ = [
 
 DEFAULT_API_URL = "https://api.virgilsecurity.com"
 MAX_IDENTITIES_PER_SEARCH = 50
+MAX_IDS_PER_OUTDATED_CHECK = 50  # chunked like search: small bodies, bounded server work
 SUPERSEDED_HEADER = "X-Virgil-Is-Superseeded"  # sic, Virgil's spelling
 TOKEN_EXPIRED_CODE = 20304
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
@@ -72,11 +85,39 @@ def virgil_agent() -> str:
 
 @dataclass(frozen=True)
 class CardsRequest:
-    """One HTTP request to the Cards service, minus the Authorization header."""
+    """One HTTP request to the Cards service, minus the Authorization header.
+
+    ``idempotent`` requests only read (search is a POST but a read), so they may be re-sent.
+    """
 
     method: str
     path: str
     json: Any = None
+    idempotent: bool = False
+
+
+@dataclass(frozen=True)
+class CardsRetryPolicy:
+    """Retries of failed Cards requests: attempts in all, exponential backoff, a delay cap.
+
+    ``Retry-After`` (429/503) is honoured up to ``max_delay``; otherwise attempt *n* waits
+    ``base_delay * 2**(n-1)``.
+    """
+
+    max_attempts: int = 3
+    base_delay: float = 0.2
+    max_delay: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise ConfigurationError("max_attempts must be an integer >= 1")
+        for name in ("base_delay", "max_delay"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ConfigurationError(f"{name} must be a number >= 0")
+
+
+NO_RETRY = CardsRetryPolicy(max_attempts=1)
 
 
 # --- request builders ---------------------------------------------------------------------------
@@ -128,24 +169,117 @@ def search_requests(identities: str | Iterable[str]) -> list[CardsRequest]:
             "POST",
             "/card/v5/actions/search",
             {"identities": idents[i : i + MAX_IDENTITIES_PER_SEARCH]},
+            idempotent=True,
         )
         for i in range(0, len(idents), MAX_IDENTITIES_PER_SEARCH)
     ]
 
 
 def get_request(card_id: str) -> CardsRequest:
-    return CardsRequest("GET", f"/card/v5/{_card_id(card_id)}")
+    return CardsRequest("GET", f"/card/v5/{_card_id(card_id)}", idempotent=True)
 
 
 def revoke_request(card_id: str) -> CardsRequest:
     return CardsRequest("POST", f"/card/v5/actions/revoke/{_card_id(card_id)}")
 
 
-def outdated_request(card_ids: Iterable[str]) -> CardsRequest:
+def _card_ids(card_ids: Iterable[str]) -> list[str]:
     ids = [_card_id(c) for c in _items(card_ids, "card ids")]
     if not ids:
         raise CardQueryError("outdated check needs at least one card id")
-    return CardsRequest("POST", "/card/v5/actions/updated", {"card_ids": ids})
+    return ids
+
+
+def outdated_request(card_ids: Iterable[str]) -> CardsRequest:
+    """One outdated check for all the ids (prefer :func:`outdated_requests`, which chunks)."""
+    return CardsRequest(
+        "POST", "/card/v5/actions/updated", {"card_ids": _card_ids(card_ids)}, idempotent=True
+    )
+
+
+def outdated_requests(card_ids: Iterable[str]) -> list[CardsRequest]:
+    """One outdated check per chunk of 50 distinct ids (order kept)."""
+    ids = list(dict.fromkeys(_card_ids(card_ids)))
+    return [
+        CardsRequest(
+            "POST",
+            "/card/v5/actions/updated",
+            {"card_ids": ids[i : i + MAX_IDS_PER_OUTDATED_CHECK]},
+            idempotent=True,
+        )
+        for i in range(0, len(ids), MAX_IDS_PER_OUTDATED_CHECK)
+    ]
+
+
+# --- retries ------------------------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), or None if unusable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def is_uncertain(exc: CardsServiceError) -> bool:
+    """A failure after which a write may have been applied (5xx, unreachable, lost answer).
+
+    A 429 is a refusal: nothing was applied.
+    """
+    return isinstance(exc, CardsServiceUnavailableError) and exc.status != 429
+
+
+def retry_delay(
+    policy: CardsRetryPolicy, req: CardsRequest, attempt: int, exc: CardsServiceError
+) -> float | None:
+    """Seconds to wait before re-sending ``req`` after failed attempt ``attempt`` (1-based).
+
+    None when it must not be re-sent as is: attempts used up, not a 429/5xx/transport failure,
+    or a write whose failure is uncertain (the caller must look before writing again).
+    """
+    if attempt >= policy.max_attempts or not isinstance(exc, CardsServiceUnavailableError):
+        return None
+    if not req.idempotent and is_uncertain(exc):
+        return None
+    return backoff_delay(policy, attempt, exc)
+
+
+def backoff_delay(policy: CardsRetryPolicy, attempt: int, exc: CardsServiceError) -> float | None:
+    """Seconds before the next attempt (``Retry-After``, else exponential backoff, capped).
+
+    None when the attempts are used up or the failure is not a 429/5xx/transport one. Writes use
+    it directly after an uncertain failure: wait, look, and only then maybe re-send.
+    """
+    if attempt >= policy.max_attempts or not isinstance(exc, CardsServiceUnavailableError):
+        return None
+    wait = exc.retry_after
+    if wait is None:
+        wait = policy.base_delay * 2 ** (attempt - 1)
+    return float(min(wait, policy.max_delay))
+
+
+def find_published(sent: RawSignedModel, cards: Iterable[Card]) -> Card | None:
+    """The card ``sent`` among searched cards (heads and their chains), if the service has it.
+
+    Same content snapshot (hence id) and every signature that was sent, unchanged.
+    """
+    for head in cards:
+        card: Card | None = head
+        while card is not None:
+            if card.id == sent.card_id:
+                _check_same_card(sent, card.raw, "publish lookup")
+                return card
+            card = card.previous_card
+    return None
 
 
 # --- response handling --------------------------------------------------------------------------
@@ -160,8 +294,13 @@ def _json_body(body: bytes, what: str) -> Any:
         raise InvalidServiceResponseError(f"{what}: response is not JSON") from None
 
 
-def raise_for_error(status: int, body: bytes, reason: str = "") -> None:
-    """Raise the typed CardsServiceError for a non-2xx answer (Virgil's {"code","message"})."""
+def raise_for_error(
+    status: int, body: bytes, reason: str = "", headers: Mapping[str, str] | None = None
+) -> None:
+    """Raise the typed CardsServiceError for a non-2xx answer (Virgil's {"code","message"}).
+
+    A ``Retry-After`` header lands in the error's ``retry_after`` (seconds).
+    """
     if 200 <= status < 300:
         return
     code: int | None = None
@@ -192,7 +331,10 @@ def raise_for_error(status: int, body: bytes, reason: str = "") -> None:
         cls = CardsBadRequestError
     else:
         cls = InvalidServiceResponseError
-    raise cls(text, **kwargs)
+    error = cls(text, **kwargs)
+    if headers is not None:
+        error.retry_after = parse_retry_after(headers.get("Retry-After"))
+    raise error
 
 
 def should_retry_with_fresh_token(exc: CardsServiceError) -> bool:
@@ -215,17 +357,21 @@ def _verified(model: RawSignedModel, verifier: CardVerifier, *, outdated: bool =
 def parse_publish_response(sent: RawSignedModel, body: bytes, verifier: CardVerifier) -> Card:
     """The published card: same snapshot as sent, and it passes the verifier."""
     model = _parse_model(_json_body(body, "publish"), "publish")
+    _check_same_card(sent, model, "publish")
+    return _verified(model, verifier)
+
+
+def _check_same_card(sent: RawSignedModel, model: RawSignedModel, what: str) -> None:
     if model.content_snapshot != sent.content_snapshot:
         raise CardResponseMismatchError(
-            "publish: the service returned a card with a different content snapshot"
+            f"{what}: the service returned a card with a different content snapshot"
         )
     for sig in sent.signatures:
         got = model.signature(sig.signer)
         if got is None or got.signature != sig.signature or got.snapshot != sig.snapshot:
             raise CardResponseMismatchError(
-                f"publish: the service dropped or changed the {sig.signer!r} signature"
+                f"{what}: the service dropped or changed the {sig.signer!r} signature"
             )
-    return _verified(model, verifier)
 
 
 def parse_search_response(
