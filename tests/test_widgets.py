@@ -11,13 +11,15 @@ pytest.importorskip("ipywidgets")
 
 from mock_services.journal import Journal, JournalEntry
 from twilio_e2ee import crypto
-from twilio_e2ee.errors import ConfigurationError, E2EEError
+from twilio_e2ee.errors import ConfigurationError, E2EEError, TokenError
 from twilio_e2ee.notebook import display
+from twilio_e2ee.notebook._base import NotebookError
 from twilio_e2ee.notebook.chat import ChatLine, ChatWorkbench
 from twilio_e2ee.notebook.inspector import Inspector
 from twilio_e2ee.notebook.magics import e2ee_stack
+from twilio_e2ee.notebook.participants import EncryptedParticipant, PlaintextParticipant
 from twilio_e2ee.notebook.progress import ProgressBar
-from twilio_e2ee.notebook.wire import WireView, message_row
+from twilio_e2ee.notebook.wire import WireView, message_row, wire_rows
 
 CH = "CH" + "1" * 32
 
@@ -89,8 +91,11 @@ def test_progress_bar_tracks_and_clamps() -> None:
     bar.update(10)
     assert bar.value == 3
     assert bar._repr_mimebundle_()["text/plain"] == "ProgressBar('work')"
-    with pytest.raises(ValueError):
-        ProgressBar(-1)
+    for bad in (-1, 2.5, "3", True):
+        with pytest.raises(NotebookError):
+            ProgressBar(bad)  # type: ignore[arg-type]
+    with pytest.raises(NotebookError):
+        bar.update(-1)
 
 
 def test_inspector_shows_key_ids_never_secrets() -> None:
@@ -107,8 +112,11 @@ def test_inspector_shows_key_ids_never_secrets() -> None:
     seed_forms = (alice.private_key.seed.hex(), crypto.export_private_key(alice.private_key).hex())
     for secret in seed_forms:
         assert secret not in inspector.details.value
-    with pytest.raises(E2EEError):
+    with pytest.raises(NotebookError):
         inspector.add("nonsense", object())
+    with pytest.raises(NotebookError):
+        inspector.add("", alice.public_key)
+    assert inspector.names == ["alice", "bob public"]
 
 
 def test_message_row_only_for_posted_messages() -> None:
@@ -140,6 +148,77 @@ def test_wire_view_follows_journal_from_other_threads() -> None:
     view.close()
     _post(journal, "alice", "after close")
     assert len(view.rows) == 2
+    assert view.closed and "closed" in view.header.value
+    assert len(journal._listeners) == 0
+
+
+def test_wire_view_rerun_replaces_previous_view_and_close_unsubscribes() -> None:
+    """Re-running a cell that creates a view must not leave the old one on the journal."""
+    journal = Journal()
+    first = WireView(journal, conversation_sid=CH)
+    second = WireView(journal, conversation_sid=CH)  # the same cell, run again
+    assert first.closed and not second.closed
+    assert len(journal._listeners) == 1
+    _post(journal, "alice", "one")
+    assert first.rows == [] and [r.body for r in second.rows] == ["one"]
+    other = WireView(journal, name="other")  # a second view shown at the same time
+    owned = WireView(journal, name=None)  # owned by its creator (as the workbench's)
+    third = WireView(journal, conversation_sid=CH)
+    assert second.closed and not other.closed and not owned.closed
+    assert len(journal._listeners) == 3
+    for view in (third, other, owned, third):  # close() is idempotent
+        view.close()
+    assert journal._listeners == []
+    assert third._repr_mimebundle_()["text/plain"] == "WireView('wire')"
+
+
+class RacyJournal(Journal):
+    """A message posted on another thread while a view reads the entries (before or after)."""
+
+    def __init__(self, *, post_first: bool) -> None:
+        super().__init__()
+        self.post_first = post_first
+        self.raced = False
+
+    @property
+    def entries(self) -> list[JournalEntry]:
+        if self.raced:
+            return super().entries
+        self.raced = True
+        if self.post_first:
+            _post(self, "bob", "racing")
+            return super().entries
+        snapshot = super().entries
+        _post(self, "bob", "racing")
+        return snapshot
+
+
+@pytest.mark.parametrize("post_first", [True, False])
+def test_wire_view_sees_a_concurrent_post_exactly_once(post_first: bool) -> None:
+    journal = RacyJournal(post_first=post_first)
+    _post(journal, "alice", "before")
+    view = WireView(journal, name=None)
+    assert [r.body for r in view.rows] == ["before", "racing"]
+    _post(journal, "alice", "after")
+    assert [r.body for r in view.rows] == ["before", "racing", "after"]
+    view.close()
+
+
+def test_wire_rows_is_a_snapshot_and_bad_input_is_typed() -> None:
+    journal = Journal()
+    _post(journal, "alice", "here")
+    _post(journal, "bob", "elsewhere", sid="CH" + "3" * 32)
+    assert [r.body for r in wire_rows(journal, CH)] == ["here"]
+    assert len(wire_rows(journal)) == 2 and journal._listeners == []
+    for bad in (None, [], "journal"):
+        with pytest.raises(NotebookError, match="journal"):
+            WireView(bad)  # type: ignore[arg-type]
+        with pytest.raises(NotebookError):
+            wire_rows(bad)  # type: ignore[arg-type]
+    for keep in (0, -3, 1.5):
+        with pytest.raises(NotebookError):
+            WireView(journal, keep=keep, name=None)  # type: ignore[arg-type]
+    assert journal._listeners == []
 
 
 def test_chat_workbench_headless_clicks() -> None:
@@ -177,6 +256,11 @@ def test_chat_workbench_rerun_replaces_previous_view() -> None:
     _post(journal, "a", "one")
     assert first.wire is not None and second.wire is not None
     assert first.wire.rows == [] and len(second.wire.rows) == 1
+    assert first.closed and first.refresh_button.disabled and first.send_buttons["a"].disabled
+    assert "closed" in first.status.value
+    with pytest.raises(NotebookError, match="closed"):
+        first.send("a", "late")
+    second.close()
     second.close()
     assert len(journal._listeners) == 0
 
@@ -187,10 +271,29 @@ def test_chat_workbench_reports_receive_failures_and_rejects_bad_setup() -> None
     bench.refresh_button.click()
     assert bench.errors == ["a could not receive: cannot decrypt"]
     bench.close()
-    with pytest.raises(E2EEError):
-        ChatWorkbench([])
-    with pytest.raises(E2EEError):
+    for bad in ([], "alice", [object()]):
+        with pytest.raises(NotebookError):
+            ChatWorkbench(bad)  # type: ignore[arg-type]
+    with pytest.raises(NotebookError, match="distinct"):
         ChatWorkbench([FakeParticipant("a", room), FakeParticipant("a", room)])
+    other = ChatWorkbench([FakeParticipant("a", room)], name="t3b")
+    with pytest.raises(NotebookError, match="not in this workbench"):
+        other.transcript("zed")
+    with pytest.raises(NotebookError, match="not in this workbench"):
+        other.send("zed", "hi")
+    with pytest.raises(NotebookError, match="non-empty"):
+        other.send("a", "")
+    assert room.messages == []
+    other.close()
+
+
+def test_participants_refuse_bad_input() -> None:
+    with pytest.raises(NotebookError, match="EncryptedConversation"):
+        EncryptedParticipant(object())  # type: ignore[arg-type]
+    with pytest.raises(NotebookError):
+        PlaintextParticipant(None, CH, "")
+    with pytest.raises(NotebookError, match="SID"):
+        PlaintextParticipant(None, "not-a-sid", "alice")
 
 
 def test_display_renders_package_types_without_secrets() -> None:
@@ -215,9 +318,9 @@ def test_claims_table_decodes_and_rejects_garbage() -> None:
     names = [(part, name) for part, name, _, _ in table.rows()]
     assert names == [("header", "alg"), ("header", "typ"), ("claims", "sub"), ("claims", "exp")]
     assert "2030-03-17" in str(table) and "expires at" in table._repr_html_()
-    for bad in ("abc", "a.b.c", "e30.W10.x"):
-        with pytest.raises(E2EEError):
-            display.decode_jwt(bad)
+    for bad in ("abc", "a.b.c", "e30.W10.x", None, b"a.b.c"):
+        with pytest.raises(TokenError):
+            display.decode_jwt(bad)  # type: ignore[arg-type]
 
 
 def test_extension_registers_formatter_and_magic() -> None:

@@ -8,7 +8,6 @@ data that tests and ``assert`` cells read. It runs headless: set ``inputs[name].
 from __future__ import annotations
 
 import html
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import ipywidgets as w
 
 from twilio_e2ee.errors import E2EEError
-from twilio_e2ee.notebook._base import widget_bundle
+from twilio_e2ee.notebook._base import NotebookError, ViewRegistry, widget_bundle
 from twilio_e2ee.notebook.wire import WireView
 
 if TYPE_CHECKING:
@@ -37,6 +36,9 @@ class ChatLine:
         return f"{self.author}: {self.text}" if self.ok else f"{self.author}: ⚠ {self.text}"
 
 
+_PARTICIPANT_API = ("identity", "send", "receive")
+
+
 class ChatParticipant(Protocol):
     """What the workbench needs from one user's side of a conversation."""
 
@@ -50,15 +52,15 @@ class ChatParticipant(Protocol):
         """Messages that arrived since the last call, oldest first."""
 
 
-_open_workbenches: dict[str, ChatWorkbench] = {}
-_registry_lock = threading.Lock()
+_workbenches = ViewRegistry()
 
 
 class ChatWorkbench:
     """Chat columns for each participant plus a "what Twilio sees" column from the journal.
 
     Creating a workbench with the same `name` as an earlier one closes the earlier one, so
-    re-running a notebook cell leaves one live view.
+    re-running a notebook cell leaves one live view (give workbenches shown at the same time
+    different names).
     """
 
     def __init__(
@@ -70,11 +72,17 @@ class ChatWorkbench:
         name: str = "chat",
         title: str = "Chat",
     ) -> None:
-        if len(participants) < 1:
-            raise E2EEError("a chat workbench needs at least one participant")
+        if isinstance(participants, str | bytes) or not participants:
+            raise NotebookError("a chat workbench needs a list of at least one participant")
+        missing = [p for p in participants if not all(hasattr(p, a) for a in _PARTICIPANT_API)]
+        if missing:
+            raise NotebookError(
+                f"participants need identity, send() and receive(), as EncryptedParticipant "
+                f"has; got {type(missing[0]).__name__}"
+            )
         identities = [p.identity for p in participants]
         if len(set(identities)) != len(identities):
-            raise E2EEError(f"participants must have distinct identities, got {identities}")
+            raise NotebookError(f"participants must have distinct identities, got {identities}")
         self.name = name
         self.participants = {p.identity: p for p in participants}
         self._lines: dict[str, list[ChatLine]] = {i: [] for i in identities}
@@ -84,51 +92,74 @@ class ChatWorkbench:
         self._panes: dict[str, Any] = {}
         columns = [self._column(i) for i in identities]
         self.wire = (
-            WireView(journal, conversation_sid=conversation_sid) if journal is not None else None
+            WireView(journal, conversation_sid=conversation_sid, name=None)
+            if journal is not None
+            else None
         )
         if self.wire is not None:
-            self.wire.widget.layout = w.Layout(flex="1 1 0", min_width="260px")
+            self.wire.widget.layout = w.Layout(
+                flex="1.2 1 0", min_width="260px", padding="4px 8px", border="1px dashed #b00"
+            )
             columns.append(self.wire.widget)
-        self.refresh_button = w.Button(description="Refresh", icon="refresh")
+        self.refresh_button = w.Button(
+            description="Refresh", icon="refresh", tooltip="fetch new messages for every user"
+        )
         self.refresh_button.on_click(lambda _b: self.refresh())
         self.status = w.HTML(value="")
+        self.closed = False
         self.widget = w.VBox(
             [
-                w.HBox([w.HTML(f"<h4>{html.escape(title)}</h4>"), self.refresh_button]),
-                w.HBox(columns, layout=w.Layout(width="100%", align_items="flex-start")),
+                w.HBox(
+                    [w.HTML(f"<h4>{html.escape(title)}</h4>"), self.refresh_button],
+                    layout=w.Layout(align_items="center", justify_content="space-between"),
+                ),
+                w.HBox(columns, layout=w.Layout(width="100%", align_items="stretch")),
                 self.status,
             ]
         )
         self.widget.add_class("e2ee-chat")
         self._render()
-        with _registry_lock:
-            previous = _open_workbenches.get(name)
-            _open_workbenches[name] = self
-        if previous is not None and previous is not self:
-            previous.close()
+        _workbenches.register(name, self)
 
     def _column(self, identity: str) -> Any:
-        pane = w.HTML(value="")
-        text = w.Text(placeholder=f"message from {identity}", continuous_update=False)
-        button = w.Button(description="Send", button_style="primary")
+        pane = w.HTML(value="", layout=w.Layout(max_height="360px", overflow="auto"))
+        text = w.Text(
+            placeholder=f"message from {identity}",
+            continuous_update=False,
+            layout=w.Layout(flex="1 1 auto", width="auto"),
+        )
+        button = w.Button(description="Send", button_style="primary", layout=w.Layout(width="72px"))
         button.on_click(lambda _b, who=identity: self._on_send(who))
         self._panes[identity] = pane
         self.inputs[identity] = text
         self.send_buttons[identity] = button
         column = w.VBox(
             [w.HTML(f"<b>{html.escape(identity)}</b>"), pane, w.HBox([text, button])],
-            layout=w.Layout(flex="1 1 0", min_width="220px", border="1px solid #ddd"),
+            layout=w.Layout(
+                flex="1 1 0", min_width="220px", border="1px solid #ddd", padding="4px 8px"
+            ),
         )
         column.add_class(f"e2ee-user-{identity}")
         return column
 
+    def _known(self, identity: str) -> str:
+        if identity not in self.participants:
+            raise NotebookError(
+                f"{identity!r} is not in this workbench; its users are {list(self.participants)}"
+            )
+        return identity
+
     def transcript(self, identity: str) -> list[ChatLine]:
         """Everything `identity` has seen so far (decrypted), oldest first."""
-        return list(self._lines[identity])
+        return list(self._lines[self._known(identity)])
 
     def send(self, identity: str, text: str) -> None:
         """Send `text` as `identity`, then refresh every column (raises on failure)."""
-        self.participants[identity].send(text)
+        if not isinstance(text, str) or not text:
+            raise NotebookError("the message must be a non-empty str")
+        if self.closed:
+            raise NotebookError(f"workbench {self.name!r} is closed; use the newer one")
+        self.participants[self._known(identity)].send(text)
         self.refresh()
 
     def _on_send(self, identity: str) -> None:
@@ -178,12 +209,16 @@ class ChatWorkbench:
         return "\n".join(parts)
 
     def close(self) -> None:
-        """Stop listening to the journal and close the widgets."""
+        """Stop listening to the journal and disable the controls (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
         if self.wire is not None:
             self.wire.close()
-        with _registry_lock:
-            if _open_workbenches.get(self.name) is self:
-                del _open_workbenches[self.name]
+        for control in [*self.inputs.values(), *self.send_buttons.values(), self.refresh_button]:
+            control.disabled = True
+        self.status.value = "<i>closed: replaced by a newer workbench, or close() was called</i>"
+        _workbenches.forget(self.name, self)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         return widget_bundle(self.widget, f"ChatWorkbench({self.name!r})", **kwargs)

@@ -47,16 +47,20 @@ def short(value: str | bytes, keep: int = 24) -> str:
     return f"{text[:keep]}… ({len(text)} chars)"
 
 
+def _titled_table(title: str, inner_html: str) -> str:
+    return (
+        f"<table style='{_STYLE}'><caption style='text-align:left;font-weight:bold'>"
+        f"{html.escape(title)}</caption>{inner_html}</table>"
+    )
+
+
 def _table(title: str, rows: Iterable[tuple[str, Any]]) -> str:
     body = "".join(
         f"<tr><th style='text-align:left;padding:1px 6px;background:#f5f5f5'>{html.escape(k)}</th>"
         f"<td style='text-align:left;padding:1px 6px;{_WRAP}'>{html.escape(str(v))}</td></tr>"
         for k, v in rows
     )
-    return (
-        f"<table style='{_STYLE}'><caption style='text-align:left;font-weight:bold'>"
-        f"{html.escape(title)}</caption>{body}</table>"
-    )
+    return _titled_table(title, body)
 
 
 def _when(seconds: Any) -> str:
@@ -199,6 +203,8 @@ def decode_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and claims of a JWT, decoded WITHOUT verifying it (for display only)."""
     from twilio_e2ee.errors import TokenError
 
+    if not isinstance(token, str):
+        raise TokenError(f"not a JWT: expected str, got {type(token).__name__}")
     parts = token.split(".")
     if len(parts) != 3:
         raise TokenError("not a JWT: expected three dot-separated parts")
@@ -250,12 +256,9 @@ class ClaimsTable:
             + "</tr>"
             for row in self.rows()
         )
-        return (
-            f"<table style='{_STYLE}'><caption style='text-align:left;font-weight:bold'>"
-            f"{html.escape(self.title)}</caption><tr>"
-            + "".join(f"<th style='{_CELL}'>{h}</th>" for h in ("part", "name", "value", "meaning"))
-            + f"</tr>{body}</table>"
-        )
+        columns = ("part", "name", "value", "meaning")
+        head = "".join(f"<th style='{_CELL}'>{h}</th>" for h in columns)
+        return _titled_table(self.title, f"<tr>{head}</tr>{body}")
 
 
 def _virgil_jwt_html(jwt: Any) -> str:
@@ -292,10 +295,7 @@ def _journal_rows_html(entries: Sequence[Any], title: str) -> str:
         + "</tr>"
         for e in entries
     )
-    return (
-        f"<table style='{_STYLE}'><caption style='text-align:left;font-weight:bold'>"
-        f"{html.escape(title)}</caption><tr>{head}</tr>{body}</table>"
-    )
+    return _titled_table(title, f"<tr>{head}</tr>{body}")
 
 
 @dataclass(frozen=True)
@@ -348,13 +348,19 @@ def _html_of(describer: Callable[[Any], Description]) -> Callable[[Any], str]:
     return render
 
 
+def _lookup(registry: Mapping[tuple[str, str], Callable[[Any], Any]], obj: Any) -> Any:
+    """What `registry` gives for `obj`'s class or its nearest base class, applied to `obj`."""
+    for klass in type(obj).__mro__:
+        function = registry.get((klass.__module__, klass.__qualname__))
+        if function is not None:
+            return function(obj)
+    return None
+
+
 def describe(obj: Any) -> Description | None:
     """(title, [(field, value), ...]) for a key, card or message, else None; never secrets."""
-    for klass in type(obj).__mro__:
-        describer = DESCRIBERS.get((klass.__module__, klass.__qualname__))
-        if describer is not None:
-            return describer(obj)
-    return None
+    described: Description | None = _lookup(DESCRIBERS, obj)
+    return described
 
 
 RENDERERS: dict[tuple[str, str], Callable[[Any], str]] = {
@@ -367,11 +373,8 @@ RENDERERS: dict[tuple[str, str], Callable[[Any], str]] = {
 
 def render_html(obj: Any) -> str | None:
     """The HTML rendering of `obj` if it is one of the package's types, else None."""
-    for klass in type(obj).__mro__:
-        renderer = RENDERERS.get((klass.__module__, klass.__qualname__))
-        if renderer is not None:
-            return renderer(obj)
-    return None
+    rendered: str | None = _lookup(RENDERERS, obj)
+    return rendered
 
 
 def register_formatters(ipython: Any) -> None:

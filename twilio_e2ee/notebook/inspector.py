@@ -8,9 +8,8 @@ from typing import Any
 
 import ipywidgets as w
 
-from twilio_e2ee.errors import E2EEError
-from twilio_e2ee.notebook._base import widget_bundle
-from twilio_e2ee.notebook.display import describe
+from twilio_e2ee.notebook._base import NotebookError, widget_bundle
+from twilio_e2ee.notebook.display import describe, render_html
 
 __all__ = ["Inspector"]
 
@@ -36,8 +35,12 @@ class Inspector:
 
     def add(self, name: str, item: Any) -> None:
         """Add (or replace) an item; it must be a key, key pair or card of the package."""
+        if not isinstance(name, str) or not name:
+            raise NotebookError(f"an inspector item needs a non-empty str name, not {name!r}")
         if describe(item) is None:
-            raise E2EEError(f"cannot inspect {type(item).__name__}: not a key or card")
+            raise NotebookError(
+                f"cannot inspect {type(item).__name__}: not a key, card, message or safety number"
+            )
         self._items[name] = item
         self.selector.options = list(self._items)
         self.selector.value = name
@@ -52,18 +55,12 @@ class Inspector:
         if name is None or name not in self._items:
             self.title, self.rows, self.details.value = "", [], ""
             return
-        described = describe(self._items[name])
+        item = self._items[name]
+        described = describe(item)
         assert described is not None  # checked in add()
         self.title = described[0]
         self.rows = [(field, str(value)) for field, value in described[1]]
-        cells = "".join(
-            f"<tr><th style='text-align:left;padding:1px 6px'>{html.escape(f)}</th>"
-            f"<td style='font-family:monospace;padding:1px 6px;text-align:left'>"
-            f"{html.escape(v)}</td>"
-            "</tr>"
-            for f, v in self.rows
-        )
-        self.details.value = f"<i>{html.escape(self.title)}</i><table>{cells}</table>"
+        self.details.value = render_html(item) or ""
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         return widget_bundle(self.widget, "Inspector()", **kwargs)

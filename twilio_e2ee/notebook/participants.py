@@ -10,7 +10,8 @@ from typing import Any
 
 from twilio_e2ee.chat.conversation import EncryptedConversation
 from twilio_e2ee.chat.live import MessagePoller
-from twilio_e2ee.errors import ChatError
+from twilio_e2ee.chat.results import MessageFailure
+from twilio_e2ee.notebook._base import NotebookError
 from twilio_e2ee.notebook.chat import ChatLine
 
 __all__ = ["EncryptedParticipant", "PlaintextParticipant"]
@@ -20,6 +21,11 @@ class EncryptedParticipant:
     """A user in an :class:`EncryptedConversation`: sends encrypted, shows decrypted messages."""
 
     def __init__(self, conversation: EncryptedConversation) -> None:
+        if not isinstance(conversation, EncryptedConversation):
+            raise NotebookError(
+                "EncryptedParticipant takes an EncryptedConversation (user.conversation(sid)), "
+                f"not {type(conversation).__name__}"
+            )
         self.conversation = conversation
         self._poller = MessagePoller(conversation, start="beginning")
 
@@ -34,12 +40,11 @@ class EncryptedParticipant:
         lines = []
         for item in self._poller.poll_once():
             author = item.author or "?"
-            if item.ok:
-                text = getattr(item, "text", None)
-                lines.append(ChatLine(author, text if text is not None else "<binary>"))
+            if isinstance(item, MessageFailure):
+                lines.append(ChatLine(author, f"[{item.reason.value}] {item.detail}", False))
             else:
-                reason = getattr(getattr(item, "reason", None), "value", "refused")
-                lines.append(ChatLine(author, f"[{reason}] {getattr(item, 'detail', '')}", False))
+                text = item.text if item.text is not None else f"<{len(item.data)} bytes>"
+                lines.append(ChatLine(author, text))
         return lines
 
 
@@ -47,8 +52,10 @@ class PlaintextParticipant:
     """A user posting plain text through the official SDK: what chat looks like without E2EE."""
 
     def __init__(self, client: Any, conversation_sid: str, identity: str) -> None:
-        if not identity:
-            raise ChatError("identity must be a non-empty string")
+        if not isinstance(identity, str) or not identity:
+            raise NotebookError("identity must be a non-empty str")
+        if not isinstance(conversation_sid, str) or not conversation_sid.startswith("CH"):
+            raise NotebookError(f"not a conversation SID (CH…): {conversation_sid!r}")
         self.client = client
         self.sid = conversation_sid
         self._identity = identity

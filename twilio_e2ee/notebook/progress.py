@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import ipywidgets as w
 
-from twilio_e2ee.notebook._base import widget_bundle
+from twilio_e2ee.notebook._base import NotebookError, widget_bundle
 
 __all__ = ["ProgressBar", "track"]
 
@@ -19,8 +19,8 @@ class ProgressBar:
     """An ipywidgets bar plus a ``done/total`` label; its state (`value`, `total`) is testable."""
 
     def __init__(self, total: int, description: str = "") -> None:
-        if total < 0:
-            raise ValueError("total must be >= 0")
+        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+            raise NotebookError(f"total must be a whole number >= 0, not {total!r}")
         self.bar = w.IntProgress(value=0, min=0, max=max(total, 1), description=description)
         self.label = w.Label(value=f"0/{total}")
         self.widget = w.HBox([self.bar, self.label])
@@ -42,6 +42,8 @@ class ProgressBar:
 
     def update(self, steps: int = 1) -> None:
         """Advance by `steps` (never past the total)."""
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise NotebookError(f"steps must be a whole number >= 0, not {steps!r}")
         self._value = min(self._total, self._value + steps)
         self.bar.value = self._value
         self.label.value = f"{self._value}/{self._total}"

@@ -1,9 +1,10 @@
-"""All notebook widgets in one import: chat workbench, wire view, inspector, progress bar."""
+"""All notebook widgets in one import: chat workbench, wire view (and its rows), inspector,
+progress bar."""
 
 from twilio_e2ee.notebook.chat import ChatLine, ChatParticipant, ChatWorkbench
 from twilio_e2ee.notebook.inspector import Inspector
 from twilio_e2ee.notebook.progress import ProgressBar, track
-from twilio_e2ee.notebook.wire import WireRow, WireView, message_row
+from twilio_e2ee.notebook.wire import WireRow, WireView, message_row, wire_rows
 
 __all__ = [
     "ChatLine",
@@ -15,4 +16,5 @@ __all__ = [
     "WireView",
     "message_row",
     "track",
+    "wire_rows",
 ]

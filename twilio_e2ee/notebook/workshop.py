@@ -18,6 +18,7 @@ from twilio_e2ee.credentials import StackCredentials, credentials_from_env
 from twilio_e2ee.errors import ConfigurationError, E2EEError
 from twilio_e2ee.ethree import EThree
 from twilio_e2ee.keyknox.backup import Argon2Params
+from twilio_e2ee.notebook._base import NotebookError
 from twilio_e2ee.notebook.stack import start_stack
 from twilio_e2ee.servers import ServerThread
 from twilio_e2ee.tokens.virgil_jwt import generate_virgil_jwt
@@ -141,6 +142,8 @@ class Services:
         backend does internally; quicker when a notebook needs many users). Asking again for
         the same identity on the same services returns the same user (re-running a cell).
         """
+        if not isinstance(identity, str) or not identity.strip():
+            raise NotebookError(f"identity must be a non-empty str, not {identity!r}")
         key = (self.backend_url, identity)
         known = _users.get(key)
         if known is not None:
