@@ -122,7 +122,9 @@ class ChatWorkbench:
         _workbenches.register(name, self)
 
     def _column(self, identity: str) -> Any:
-        pane = w.HTML(value="", layout=w.Layout(max_height="360px", overflow="auto"))
+        pane = w.HTML(
+            value="", layout=w.Layout(flex="1 1 auto", max_height="360px", overflow="auto")
+        )
         text = w.Text(
             placeholder=f"message from {identity}",
             continuous_update=False,
