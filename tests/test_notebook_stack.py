@@ -63,6 +63,21 @@ def test_connect_real_without_credentials_names_the_variables(services: Services
         connect("cloud")  # type: ignore[arg-type]
 
 
+def test_workshop_helpers_refuse_bad_input(services: Services) -> None:
+    from twilio_e2ee.notebook._base import NotebookError
+
+    journal = services.twilio_journal
+    assert journal is not None
+    before = len(journal)
+    for bad in ("alice", ["alice", ""], [None]):
+        with pytest.raises(NotebookError, match="identities"):
+            services.new_conversation(bad)  # type: ignore[arg-type]
+    for identity in ("", "  ", None):
+        with pytest.raises(NotebookError, match="identity"):
+            services.user(identity)  # type: ignore[arg-type]
+    assert len(journal) == before  # refused before any request
+
+
 def test_encrypted_workbench_end_to_end(services: Services) -> None:
     alice = services.user("alice")
     bob = services.user("bob", via_backend=False)

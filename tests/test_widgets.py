@@ -116,6 +116,8 @@ def test_inspector_shows_key_ids_never_secrets() -> None:
         inspector.add("nonsense", object())
     with pytest.raises(NotebookError):
         inspector.add("", alice.public_key)
+    with pytest.raises(NotebookError, match="mapping"):
+        Inspector([alice.public_key])  # type: ignore[arg-type]
     assert inspector.names == ["alice", "bob public"]
 
 

@@ -50,8 +50,3 @@ class ViewRegistry:
         with self._lock:
             if self._views.get(name) is view:
                 del self._views[name]
-
-    def get(self, name: str) -> Any:
-        """The live view called `name`, or None."""
-        with self._lock:
-            return self._views.get(name)

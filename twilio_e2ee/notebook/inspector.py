@@ -30,6 +30,8 @@ class Inspector:
         self.title = ""
         self.rows: list[tuple[str, str]] = []
         self.selector.observe(lambda _change: self._show(), names="value")
+        if items is not None and not isinstance(items, Mapping):
+            raise NotebookError(f"items must be a mapping of name -> key or card, not {items!r}")
         for name, item in (items or {}).items():
             self.add(name, item)
 

@@ -171,6 +171,10 @@ class Services:
 
     def new_conversation(self, identities: list[str], friendly_name: str | None = None) -> str:
         """Create a Twilio conversation with these participants; returns its SID."""
+        if isinstance(identities, str | bytes) or not all(
+            isinstance(i, str) and i for i in identities
+        ):
+            raise NotebookError(f"identities must be a list of non-empty str, not {identities!r}")
         return create_conversation(
             self.twilio_client(),
             identities,
