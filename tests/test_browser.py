@@ -26,6 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
+from twilio_e2ee.credentials import ENV_NAMES
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +80,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ)
-    for name in ("APP_ID", "APP_KEY", "APP_KEY_ID", "TWILIO_ACCOUNT_SID"):
+    for name in ENV_NAMES:
         env.pop(name, None)  # the workbench runs on the offline stack
     env.update(
         JUPYTER_CONFIG_DIR=str(tmp_path / "config"),

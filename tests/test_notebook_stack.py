@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
+from twilio_e2ee.credentials import ENV_NAMES
 from twilio_e2ee.notebook import stack as nbstack
 from twilio_e2ee.notebook.magics import e2ee_stack
 from twilio_e2ee.notebook.participants import EncryptedParticipant, PlaintextParticipant
@@ -23,8 +24,7 @@ def _server_threads() -> int:
 
 @pytest.fixture
 def services(monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
-    for name in ("APP_ID", "APP_KEY", "APP_KEY_ID", "TWILIO_ACCOUNT_SID", "TWILIO_API_KEY_SID",
-                 "TWILIO_API_SECRET", "TWILIO_SERVICE_SID"):  # fmt: skip
+    for name in ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
     baseline = _server_threads()
     try:

@@ -6,6 +6,8 @@ count, and nbval (``--nbval-lax``) compares a fresh run against them. Everything
     python -m twilio_e2ee.notebook.strip notebooks/*.ipynb          # strip in place
     python -m twilio_e2ee.notebook.strip --check notebooks/*.ipynb  # list problems, exit 1 if any
     python -m twilio_e2ee.notebook.strip --refresh-golden notebooks/03_cards.ipynb
+
+Exit status: 0 clean, 1 problems found by ``--check``, 2 a file could not be read as a notebook.
 """
 
 from __future__ import annotations
@@ -145,17 +147,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     status = 0
     for path in args.paths:
-        if args.refresh_golden:
-            print(f"{path}: {refresh_golden(path)} golden cell(s) refreshed")
-        elif args.check:
-            for problem in notebook_problems(_load(path)):
-                print(f"{path}: {problem}")
-                status = 1
-        else:
-            text = _dump(strip_notebook(_load(path)))
-            if path.read_text(encoding="utf-8") != text:
-                path.write_text(text, encoding="utf-8")
-                print(f"{path}: stripped")
+        try:
+            if args.refresh_golden:
+                print(f"{path}: {refresh_golden(path)} golden cell(s) refreshed")
+            elif args.check:
+                for problem in notebook_problems(_load(path)):
+                    print(f"{path}: {problem}")
+                    status = max(status, 1)
+            else:
+                text = _dump(strip_notebook(_load(path)))
+                if path.read_text(encoding="utf-8") != text:
+                    path.write_text(text, encoding="utf-8")
+                    print(f"{path}: stripped")
+        except (OSError, ValueError) as exc:  # unreadable, not JSON, not a notebook
+            print(f"{path}: not processed: {exc}", file=sys.stderr)
+            status = 2
     return status
 
 
