@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 
@@ -257,3 +258,14 @@ def test_twilio_refusals_outside_send_are_typed_errors(
     with pytest.raises(TwilioServiceError) as info:
         missing.find_by_client_message_id("cmid")
     assert (info.value.status, info.value.code) == (404, 20404)
+
+
+@pytest.mark.parametrize("identities", ["alice", b"alice", [], ["alice", ""], [None], 42])
+def test_create_conversation_refuses_bad_identities_before_any_request(identities: Any) -> None:
+    class NoRequests:
+        @property
+        def conversations(self) -> Any:
+            raise AssertionError("no request may be made for bad input")
+
+    with pytest.raises(ChatError, match="identities"):
+        create_conversation(NoRequests(), identities)  # type: ignore[arg-type]

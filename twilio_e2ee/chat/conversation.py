@@ -70,7 +70,18 @@ def create_conversation(
     friendly_name: str | None = None,
     service_sid: str | None = None,
 ) -> str:
-    """Create a conversation with these chat participants; returns its ``CH…`` SID."""
+    """Create a conversation with these chat participants; returns its ``CH…`` SID.
+
+    `identities` is a list of identities (a plain string is refused: it would add one
+    participant per character).
+    """
+    if isinstance(identities, (str, bytes)) or not isinstance(identities, Sequence):
+        raise ChatError(
+            "create_conversation: pass the participants as a list of identities, "
+            f"e.g. ['alice', 'bob'], not {type(identities).__name__}"
+        )
+    if not identities or not all(isinstance(i, str) and i.strip() for i in identities):
+        raise ChatError("create_conversation: identities must be non-empty strings")
     v1 = client.conversations.v1
     conversations = v1.services(service_sid).conversations if service_sid else v1.conversations
     name = friendly_name or "encrypted chat"
