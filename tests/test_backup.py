@@ -25,6 +25,7 @@ from twilio_e2ee.keyknox import (
     parse_header,
     seal_backup,
 )
+from twilio_e2ee.keyknox.backup import params_problem
 
 FAST = MINIMUM_PARAMS
 
@@ -201,8 +202,8 @@ def test_weak_parameters_refused_when_writing():
 
 
 def test_default_parameters_are_rfc9106_second_recommendation():
-    assert Argon2Params() == Argon2Params(time_cost=3, memory_cost_kib=65536, parallelism=4)
-    assert Argon2Params().problem() is None
+    assert Argon2Params() == Argon2Params(time_cost=3, memory_kib=65536, parallelism=4)
+    assert params_problem(Argon2Params()) is None
 
 
 def test_argon2id_rfc9106_vector():

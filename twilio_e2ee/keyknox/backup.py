@@ -6,7 +6,7 @@ fresh random salt per backup, and the blob says which parameters were used, so t
 later without breaking old backups. Format, version 1 (all integers big-endian)::
 
     meta  = "TE2EBK" | version (1) = 0x01 | kdf (1) = 0x01 Argon2id v1.3
-            | time_cost (u32) | memory_cost KiB (u32) | parallelism (u32)
+            | time_cost (u32) | memory_kib (u32) | parallelism (u32)
             | salt_len (1) | salt | aead (1) = 0x01 AES-256-GCM | nonce (12)
             | signer public key (32, raw Ed25519)
     value = AES-256-GCM(KEK, nonce, PKCS#8 private key, AAD = meta | context) | signature (83)
@@ -28,8 +28,15 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
+from twilio_e2ee.crypto.kdf import (
+    MAX_MEMORY_KIB,
+    MAX_PARALLELISM,
+    MAX_TIME_COST,
+    MIN_PARALLELISM,
+    Argon2ParameterError,
+    Argon2Params,
+)
 from twilio_e2ee.crypto.keys import PrivateKey, PublicKey, import_private_key
 from twilio_e2ee.crypto.message_info import parse_message_info
 from twilio_e2ee.crypto.signatures import SIGNATURE_LENGTH, check_signature, sign
@@ -56,6 +63,7 @@ __all__ = [
     "BackupHeader",
     "is_e3kit_pythia_backup",
     "open_backup",
+    "params_problem",
     "parse_header",
     "seal_backup",
 ]
@@ -78,46 +86,31 @@ _SIGNATURE_DOMAIN = b"twilio_e2ee keyknox backup signature v1\x00"
 _ENVELOPED_DATA_OID = bytes.fromhex("06092a864886f70d010703")
 
 
-@dataclass(frozen=True)
-class Argon2Params:
-    """Argon2id cost parameters. Defaults: RFC 9106's second recommendation (t=3, 64 MiB, p=4).
+def params_problem(params: object) -> str | None:
+    """The backup policy: why ``params`` may not protect a backup (on write and on read), or None.
 
-    Anything below OWASP's floor (t=2, 19 MiB, p=1) is refused when writing and when reading, and
-    absurd values (over 4 GiB, t over 64, p over 64) are refused when reading, so that a blob
-    cannot make us do unbounded work.
+    :class:`Argon2Params` already caps the work (t 64, 4 GiB, p 64); on top, anything below
+    OWASP's floor (:data:`MINIMUM_PARAMS`: t=2, 19 MiB, p=1) is refused.
     """
-
-    time_cost: int = 3
-    memory_cost_kib: int = 64 * 1024
-    parallelism: int = 4
-
-    def problem(self) -> str | None:
-        """Why these parameters are unacceptable, or None."""
-        t, m, p = self.time_cost, self.memory_cost_kib, self.parallelism
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (t, m, p)):
-            return "Argon2id parameters must be integers"
-        if not (1 <= p <= 64) or not (2 <= t <= 64) or not (19 * 1024 <= m <= 4 * 1024 * 1024):
-            return (
-                f"Argon2id parameters t={t}, m={m} KiB, p={p} are outside the accepted range "
-                "(t 2..64, m 19 MiB..4 GiB, p 1..64)"
-            )
-        if m < 8 * p:
-            return "Argon2id memory must be at least 8 KiB per lane"
-        return None
-
-    def derive(self, password: bytes, salt: bytes) -> bytes:
-        """The 32-byte key-encryption key."""
-        kdf = Argon2id(
-            salt=salt,
-            length=KEY_LENGTH,
-            iterations=self.time_cost,
-            lanes=self.parallelism,
-            memory_cost=self.memory_cost_kib,
-        )
-        return kdf.derive(password)
+    if not isinstance(params, Argon2Params):
+        return f"expected twilio_e2ee.keyknox.Argon2Params, got {type(params).__name__}"
+    t, m, p = params.time_cost, params.memory_kib, params.parallelism
+    if t < MINIMUM_PARAMS.time_cost or m < MINIMUM_PARAMS.memory_kib:
+        return _out_of_range(t, m, p, "below OWASP's floor")
+    return None
 
 
-MINIMUM_PARAMS = Argon2Params(time_cost=2, memory_cost_kib=19 * 1024, parallelism=1)
+def _out_of_range(t: object, m: object, p: object, why: str) -> str:
+    return (
+        f"Argon2id parameters t={t}, m={m} KiB, p={p} are outside the accepted range "
+        f"(t {MINIMUM_PARAMS.time_cost}..{MAX_TIME_COST}, "
+        f"m {MINIMUM_PARAMS.memory_kib // 1024} MiB..{MAX_MEMORY_KIB // 1024 // 1024} GiB, "
+        f"p {MIN_PARALLELISM}..{MAX_PARALLELISM}): {why}"
+    )
+
+
+MINIMUM_PARAMS = Argon2Params(time_cost=2, memory_kib=19 * 1024, parallelism=1)
+"""OWASP's Argon2id floor: the cheapest parameters a backup may use."""
 
 
 @dataclass(frozen=True)
@@ -211,8 +204,11 @@ def parse_header(meta: bytes) -> BackupHeader:
         )
     if kdf != KDF_ARGON2ID:
         raise CorruptedBackupError(f"unknown backup KDF id {kdf}")
-    params = Argon2Params(t, m, p)
-    problem = params.problem()
+    try:
+        params = Argon2Params(t, m, p)
+    except Argon2ParameterError as exc:
+        raise CorruptedBackupError(f"refusing backup: {_out_of_range(t, m, p, str(exc))}") from None
+    problem = params_problem(params)
     if problem:
         raise CorruptedBackupError(f"refusing backup: {problem}")
     if not 16 <= salt_len <= 64:
@@ -249,8 +245,8 @@ def seal_backup(
         raise MalformedInputError(
             f"seal_backup: expected a PrivateKey, got {type(private_key).__name__}"
         )
-    params = params or Argon2Params()
-    problem = params.problem() if isinstance(params, Argon2Params) else "not Argon2Params"
+    params = Argon2Params() if params is None else params
+    problem = params_problem(params)
     if problem:
         raise ConfigurationError(f"backup KDF parameters refused: {problem}")
     secret = password_bytes(password)
@@ -262,7 +258,7 @@ def seal_backup(
             VERSION,
             KDF_ARGON2ID,
             params.time_cost,
-            params.memory_cost_kib,
+            params.memory_kib,
             params.parallelism,
             len(salt),
         )
@@ -271,7 +267,7 @@ def seal_backup(
         + nonce
         + private_key.public_key.raw
     )
-    kek = params.derive(secret, salt)
+    kek = params.derive(secret, salt, KEY_LENGTH)
     ciphertext = AESGCM(kek).encrypt(nonce, private_key.der, meta + context)
     signature = sign(_SIGNATURE_DOMAIN + meta + context + ciphertext, private_key)
     return BackupBlob(meta, ciphertext + signature)
@@ -312,7 +308,7 @@ def open_backup(
             "belongs to another user or key name. Do not use it; back the key up again from a "
             "device that has it"
         ) from None
-    kek = header.params.derive(secret, header.salt)
+    kek = header.params.derive(secret, header.salt, KEY_LENGTH)
     try:
         plaintext = AESGCM(kek).decrypt(header.nonce, ciphertext, header.raw + context)
     except InvalidTag:

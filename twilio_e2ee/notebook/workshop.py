@@ -43,7 +43,7 @@ Mode = Literal["auto", "offline", "real"]
 
 DEMO_PASSWORD = "workshop-password"
 # OWASP's floor for Argon2id key backups in notebooks (the library default: t=3, 64 MiB, p=4).
-FAST_BACKUP = Argon2Params(time_cost=2, memory_cost_kib=19 * 1024, parallelism=1)
+FAST_BACKUP = Argon2Params(time_cost=2, memory_kib=19 * 1024, parallelism=1)
 
 _real_backend: ServerThread | None = None
 _users: dict[tuple[str, str], User] = {}  # (backend URL, identity) -> user, for re-run cells

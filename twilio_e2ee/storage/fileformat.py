@@ -36,10 +36,10 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from twilio_e2ee.crypto.kdf import Argon2ParameterError, Argon2Params
 from twilio_e2ee.crypto.keys import PrivateKey, import_private_key
 from twilio_e2ee.errors import (
     CorruptedStorageError,
@@ -56,6 +56,7 @@ __all__ = [
     "Argon2Params",
     "KeyFileHeader",
     "open_key_file",
+    "params_from_file",
     "parse_header",
     "password_bytes",
     "seal_key_file",
@@ -71,33 +72,7 @@ TAG_LEN = 16
 _FIXED = struct.Struct(">7sBBIIBB")  # magic, version, kdf, t, m, p, salt_len
 _VERIFIER_LABEL = b"te2e-key-verifier"
 
-# Bounds checked before any key derivation, so a hostile file cannot make us burn CPU or RAM.
-MIN_TIME_COST, MAX_TIME_COST = 1, 64
-MAX_MEMORY_KIB = 4 * 1024 * 1024  # 4 GiB
-MIN_PARALLELISM, MAX_PARALLELISM = 1, 64
 MIN_SALT, MAX_SALT = 16, 64
-
-
-@dataclass(frozen=True)
-class Argon2Params:
-    """Argon2id cost parameters (defaults: RFC 9106's low-memory recommendation)."""
-
-    time_cost: int = 3
-    memory_kib: int = 64 * 1024
-    parallelism: int = 4
-
-    def __post_init__(self) -> None:
-        for name in ("time_cost", "memory_kib", "parallelism"):
-            if type(getattr(self, name)) is not int:
-                raise KeyStorageError(f"Argon2 {name} must be an int")
-        if not (MIN_TIME_COST <= self.time_cost <= MAX_TIME_COST):
-            raise KeyStorageError(f"Argon2 time_cost must be {MIN_TIME_COST}..{MAX_TIME_COST}")
-        if not (MIN_PARALLELISM <= self.parallelism <= MAX_PARALLELISM):
-            raise KeyStorageError(
-                f"Argon2 parallelism must be {MIN_PARALLELISM}..{MAX_PARALLELISM}"
-            )
-        if not (8 * self.parallelism <= self.memory_kib <= MAX_MEMORY_KIB):
-            raise KeyStorageError(f"Argon2 memory must be 8*parallelism..{MAX_MEMORY_KIB} KiB")
 
 
 DEFAULT_PARAMS = Argon2Params()
@@ -115,17 +90,20 @@ class KeyFileHeader:
     raw: bytes
 
 
+def params_from_file(time_cost: int, memory_kib: int, parallelism: int) -> Argon2Params:
+    """The key-file policy for stored parameters: any that :class:`Argon2Params` accepts (its
+    upper bounds keep a hostile file from causing unbounded work); CorruptedStorageError else.
+
+    No floor is enforced on reading, so files written with cheap (e.g. test) parameters open.
+    """
+    try:
+        return Argon2Params(time_cost, memory_kib, parallelism)
+    except Argon2ParameterError as exc:
+        raise CorruptedStorageError(f"key file: {exc}") from None
+
+
 def _derive(password: bytes, salt: bytes, params: Argon2Params) -> tuple[bytes, bytes]:
-    out = hash_secret_raw(
-        password,
-        salt,
-        time_cost=params.time_cost,
-        memory_cost=params.memory_kib,
-        parallelism=params.parallelism,
-        hash_len=64,
-        type=Type.ID,
-        version=0x13,
-    )
+    out = params.derive(password, salt, 64)
     verifier = hashlib.sha256(_VERIFIER_LABEL + out[32:]).digest()
     return out[:32], verifier
 
@@ -156,10 +134,7 @@ def parse_header(data: bytes) -> tuple[KeyFileHeader, bytes]:
         raise CorruptedStorageError(f"key file: unsupported format version {version}")
     if kdf != KDF_ARGON2ID:
         raise CorruptedStorageError(f"key file: unknown KDF {kdf}")
-    try:
-        params = Argon2Params(t, m, p)
-    except KeyStorageError as exc:
-        raise CorruptedStorageError(f"key file: {exc}") from None
+    params = params_from_file(t, m, p)
     if not (MIN_SALT <= salt_len <= MAX_SALT):
         raise CorruptedStorageError("key file: bad salt length")
     pos = _FIXED.size
@@ -205,6 +180,10 @@ def seal_key_file(
     nonce = os.urandom(NONCE_LEN) if nonce is None else nonce
     if not (MIN_SALT <= len(salt) <= MAX_SALT) or len(nonce) != NONCE_LEN:
         raise KeyStorageError("bad salt or nonce length")
+    if not isinstance(params, Argon2Params):
+        raise KeyStorageError(
+            f"params must be twilio_e2ee.storage.Argon2Params, got {type(params).__name__}"
+        )
     key, verifier = _derive(password_bytes(password), salt, params)
     head = (
         _FIXED.pack(
