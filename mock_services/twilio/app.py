@@ -142,7 +142,10 @@ class MockTwilioService:
                     self._dispatch,
                     methods=["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"],
                 )
-            ]
+            ],
+            # A path the catch-all cannot match (a %0A in it; another method) still goes through
+            # the pipeline, so it gets Twilio's 401/404/405 body instead of Starlette's text.
+            exception_handlers={404: self._unrouted, 405: self._unrouted},
         )
 
     # --- state helpers for notebooks and tests ---------------------------------------------
@@ -281,6 +284,9 @@ class MockTwilioService:
         raise E.not_found(path)
 
     # --- the pipeline ----------------------------------------------------------------------
+
+    async def _unrouted(self, request: Request, exc: Exception) -> Response:
+        return await self._dispatch(request)
 
     async def _dispatch(self, request: Request) -> Response:
         method = request.method
