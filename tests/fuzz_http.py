@@ -1,0 +1,60 @@
+"""Shared pieces of the HTTP fuzz tests (``tests/test_fuzz_http_*.py``).
+
+Requests go to the servers' ASGI apps in-process (Starlette's ``TestClient``, no sockets) with
+``raise_server_exceptions=False``: an exception that escapes an app becomes a plain 500, which
+the properties then reject like any other 5xx.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+from urllib.parse import quote
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+__all__ = [
+    "FUZZ_SETTINGS",
+    "GARBAGE_BYTES",
+    "NOT_UTF8",
+    "json_body",
+    "json_values",
+    "segment",
+    "short_text",
+]
+
+# deadline=None: the first request of a run pays for imports and the spec validator's setup.
+# FUZZ_HTTP_EXAMPLES=5000 runs a longer hunt locally; the default keeps the suite fast.
+FUZZ_SETTINGS = settings(
+    max_examples=int(os.environ.get("FUZZ_HTTP_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+NOT_UTF8 = b"\xff\xfe\xc3\x28 \xa0\xa1 \xed\xa0\x80"  # invalid starts, truncated, surrogate
+
+short_text = st.text(max_size=40)
+
+# One path segment, percent-encoded (the server decodes it: control characters, %2F, non-ASCII).
+segment = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40
+).map(lambda s: quote(s, safe=""))
+
+json_values: st.SearchStrategy[Any] = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | short_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(short_text, inner, max_size=4),
+    max_leaves=12,
+)
+
+GARBAGE_BYTES = st.binary(max_size=200) | st.just(NOT_UTF8)
+
+
+def json_body(value: Any) -> bytes:
+    """``value`` as UTF-8 JSON text (big integers and odd floats included)."""
+    return json.dumps(value).encode("utf-8")
