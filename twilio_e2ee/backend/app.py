@@ -27,6 +27,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -290,6 +291,21 @@ class Backend:
         return endpoint
 
 
+class _JsonCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS middleware, but a refused preflight is a JSON ``{"error", "code"}``."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        skip = {"content-type", "content-length"}
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in skip}
+        message = bytes(response.body).decode("utf-8", "replace")
+        return JSONResponse(
+            {"error": message, "code": "cors_rejected"}, response.status_code, headers
+        )
+
+
 def _error_response(exc: ApiError) -> JSONResponse:
     return JSONResponse(
         {"error": exc.message, "code": exc.code}, status_code=exc.status, headers=exc.headers
@@ -335,7 +351,7 @@ def create_backend_app(config: BackendConfig) -> Starlette:
     if config.cors_origins:
         middleware.append(
             Middleware(
-                CORSMiddleware,
+                _JsonCORSMiddleware,
                 allow_origins=list(config.cors_origins),
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type"],
