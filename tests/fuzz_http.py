@@ -19,6 +19,7 @@ __all__ = [
     "FUZZ_SETTINGS",
     "GARBAGE_BYTES",
     "NOT_UTF8",
+    "FuzzRequest",
     "json_body",
     "json_values",
     "segment",
@@ -58,3 +59,33 @@ GARBAGE_BYTES = st.binary(max_size=200) | st.just(NOT_UTF8)
 def json_body(value: Any) -> bytes:
     """``value`` as UTF-8 JSON text (big integers and odd floats included)."""
     return json.dumps(value).encode("utf-8")
+
+
+class FuzzRequest:
+    """One generated request (a plain class: Hypothesis prints it with this short ``repr``)."""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        content: bytes,
+        *,
+        query: str = "",
+        form: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.content = content
+        self.query = query
+        self.form = form or []
+
+    @property
+    def target(self) -> str:
+        return self.path + ("?" + self.query if self.query else "")
+
+    def __repr__(self) -> str:  # bodies can be 1 MiB: show the start and the size
+        body = self.content if len(self.content) <= 300 else self.content[:300] + b"..."
+        size = len(self.content)
+        return f"FuzzRequest({self.method} {self.target} {self.headers} [{size}] {body!r})"

@@ -23,7 +23,14 @@ from starlette.testclient import TestClient
 from mock_services.cards import MockCardsService
 from mock_services.cards.app import MAX_BODY_BYTES
 from mock_services.cards.store import MemoryStore
-from tests.fuzz_http import FUZZ_SETTINGS, GARBAGE_BYTES, json_body, json_values, segment
+from tests.fuzz_http import (
+    FUZZ_SETTINGS,
+    GARBAGE_BYTES,
+    FuzzRequest,
+    json_body,
+    json_values,
+    segment,
+)
 from twilio_e2ee.cards import create_raw_card
 from twilio_e2ee.credentials import VirgilAppCredentials, generate_development_credentials
 from twilio_e2ee.crypto import generate_key_pair
@@ -149,20 +156,6 @@ def list_bodies(h: Harness) -> st.SearchStrategy[Any]:
         st.lists(item, max_size=4) | json_values,
         max_size=2,
     )
-
-
-@dataclass
-class FuzzRequest:
-    method: str
-    path: str
-    headers: dict[str, str]
-    content: bytes
-
-    def __repr__(self) -> str:
-        body = self.content if len(self.content) <= 300 else self.content[:300] + b"..."
-        return (
-            f"FuzzRequest({self.method} {self.path} {self.headers} [{len(self.content)}] {body!r})"
-        )
 
 
 @st.composite

@@ -30,7 +30,14 @@ from starlette.testclient import TestClient
 
 from mock_services.twilio import MockTwilioService
 from mock_services.twilio.app import MAX_REQUEST_BYTES
-from tests.fuzz_http import FUZZ_SETTINGS, GARBAGE_BYTES, json_body, json_values, segment
+from tests.fuzz_http import (
+    FUZZ_SETTINGS,
+    GARBAGE_BYTES,
+    FuzzRequest,
+    json_body,
+    json_values,
+    segment,
+)
 from tests.twilio_spec import Exchange, validate_exchange
 from twilio_e2ee.credentials import generate_development_credentials
 
@@ -173,23 +180,6 @@ query_strategy = st.lists(
 )
 
 
-@dataclass
-class FuzzRequest:
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]
-    content: bytes
-    form: list[tuple[str, str]]
-
-    def __repr__(self) -> str:  # keep failure reports readable (bodies can be 1 MiB)
-        body = self.content if len(self.content) <= 200 else self.content[:200] + b"..."
-        return (
-            f"FuzzRequest({self.method} {self.path}?{self.query} headers={self.headers} "
-            f"content[{len(self.content)}]={body!r})"
-        )
-
-
 @st.composite
 def requests(draw: st.DrawFn, seeded: Seeded, auth: tuple[str, str]) -> FuzzRequest:
     method = draw(
@@ -229,7 +219,7 @@ def requests(draw: st.DrawFn, seeded: Seeded, auth: tuple[str, str]) -> FuzzRequ
         content = b"Body=" + b"x" * MAX_REQUEST_BYTES
     else:
         content = b""
-    return FuzzRequest(method, path, query, headers, content, form)
+    return FuzzRequest(method, path, headers, content, query=query, form=form)
 
 
 # --- the property ------------------------------------------------------------------------------
@@ -250,8 +240,7 @@ def check_response(req: FuzzRequest, status: int, text: str) -> None:
 
 
 def _send(h: Harness, req: FuzzRequest) -> tuple[int, str]:
-    target = req.path + ("?" + req.query if req.query else "")
-    response = h.client.request(req.method, target, headers=req.headers, content=req.content)
+    response = h.client.request(req.method, req.target, headers=req.headers, content=req.content)
     return response.status_code, response.text
 
 
