@@ -16,23 +16,29 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 __all__ = [
-    "FUZZ_SETTINGS",
     "GARBAGE_BYTES",
     "NOT_UTF8",
     "FuzzRequest",
+    "fuzz_settings",
     "json_body",
     "json_values",
     "segment",
     "short_text",
+    "weighted",
 ]
 
-# deadline=None: the first request of a run pays for imports and the spec validator's setup.
-# FUZZ_HTTP_EXAMPLES=5000 runs a longer hunt locally; the default keeps the suite fast.
-FUZZ_SETTINGS = settings(
-    max_examples=int(os.environ.get("FUZZ_HTTP_EXAMPLES", "150")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+
+def fuzz_settings(examples: int) -> settings:
+    """``examples`` requests per run (``FUZZ_HTTP_EXAMPLES=5000`` overrides it for a long hunt).
+
+    deadline=None: the first request of a run pays for imports and the spec validator's setup.
+    """
+    return settings(
+        max_examples=int(os.environ.get("FUZZ_HTTP_EXAMPLES", str(examples))),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
 
 NOT_UTF8 = b"\xff\xfe\xc3\x28 \xa0\xa1 \xed\xa0\x80"  # invalid starts, truncated, surrogate
 
@@ -54,6 +60,12 @@ json_values: st.SearchStrategy[Any] = st.recursive(
 )
 
 GARBAGE_BYTES = st.binary(max_size=200) | st.just(NOT_UTF8)
+
+
+def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """One of the strategies, each drawn ``weight`` times as often (``one_of`` is uniform)."""
+    indices = [i for i, (weight, _) in enumerate(choices) for _ in range(weight)]
+    return st.sampled_from(indices).flatmap(lambda i: choices[i][1])
 
 
 def json_body(value: Any) -> bytes:

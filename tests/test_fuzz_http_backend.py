@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from tests.fuzz_http import FUZZ_SETTINGS, GARBAGE_BYTES, FuzzRequest, json_body, json_values
+from tests.fuzz_http import GARBAGE_BYTES, FuzzRequest, fuzz_settings, json_body, json_values
 from twilio_e2ee.backend import Backend, BackendConfig, create_backend_app
 from twilio_e2ee.credentials import generate_development_credentials
 
@@ -143,7 +143,7 @@ def check_response(req: FuzzRequest, status: int, text: str) -> None:
 def test_bad_input_never_500s_and_refusals_change_nothing(harness: Harness) -> None:
     seen: dict[str, int] = {}
 
-    @FUZZ_SETTINGS
+    @fuzz_settings(400)
     @given(req=requests())
     def prop(req: FuzzRequest) -> None:
         # Raw UTF-8 header bytes: non-ASCII and control characters reach the app as sent.

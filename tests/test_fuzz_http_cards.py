@@ -24,12 +24,13 @@ from mock_services.cards import MockCardsService
 from mock_services.cards.app import MAX_BODY_BYTES
 from mock_services.cards.store import MemoryStore
 from tests.fuzz_http import (
-    FUZZ_SETTINGS,
     GARBAGE_BYTES,
     FuzzRequest,
+    fuzz_settings,
     json_body,
     json_values,
     segment,
+    weighted,
 )
 from twilio_e2ee.cards import create_raw_card
 from twilio_e2ee.credentials import VirgilAppCredentials, generate_development_credentials
@@ -149,12 +150,21 @@ def keyknox_bodies() -> st.SearchStrategy[Any]:
     )
 
 
-def list_bodies(h: Harness) -> st.SearchStrategy[Any]:
-    item = st.sampled_from([h.alice_card, "alice", "bob", "0" * 64, ""]) | json_values
-    return st.dictionaries(
-        st.sampled_from(["identities", "card_ids", "other"]),
-        st.lists(item, max_size=4) | json_values,
-        max_size=2,
+def list_bodies(h: Harness, field: str) -> st.SearchStrategy[Any]:
+    """Mostly well-formed ``{field: [...]}`` (so handlers run), else random keys and values."""
+    good = st.sampled_from([h.alice_card, "alice", "bob", "carol", "0" * 64])
+    item = good | st.sampled_from(["", h.alice_card.upper()]) | json_values
+    return weighted(
+        (3, st.fixed_dictionaries({field: st.lists(good, min_size=1, max_size=4)})),
+        (1, st.fixed_dictionaries({field: st.lists(item, max_size=4)})),
+        (
+            1,
+            st.dictionaries(
+                st.sampled_from(["identities", "card_ids", "other"]),
+                st.lists(item, max_size=4) | json_values,
+                max_size=2,
+            ),
+        ),
     )
 
 
@@ -186,7 +196,7 @@ def requests(draw: st.DrawFn, h: Harness) -> FuzzRequest:
         elif route.startswith("/keyknox"):
             body = draw(keyknox_bodies())
         else:
-            body = draw(list_bodies(h))
+            body = draw(list_bodies(h, "card_ids" if route.endswith("updated") else "identities"))
         content = json_body(body)
     elif kind == "json":
         content = json_body(draw(json_values))
@@ -215,7 +225,7 @@ def check_response(req: FuzzRequest, status: int, text: str) -> None:
 def test_bad_input_never_500s_and_refusals_change_nothing(harness: Harness) -> None:
     seen: dict[str, int] = {}
 
-    @FUZZ_SETTINGS
+    @fuzz_settings(600)
     @given(req=requests(harness))
     def prop(req: FuzzRequest) -> None:
         before = snapshot(harness.mock)

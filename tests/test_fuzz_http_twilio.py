@@ -31,12 +31,13 @@ from starlette.testclient import TestClient
 from mock_services.twilio import MockTwilioService
 from mock_services.twilio.app import MAX_REQUEST_BYTES
 from tests.fuzz_http import (
-    FUZZ_SETTINGS,
     GARBAGE_BYTES,
     FuzzRequest,
+    fuzz_settings,
     json_body,
     json_values,
     segment,
+    weighted,
 )
 from tests.twilio_spec import Exchange, validate_exchange
 from twilio_e2ee.credentials import generate_development_credentials
@@ -106,6 +107,38 @@ def harness() -> Iterator[Harness]:
     mock.close()
 
 
+def reseed(h: Harness) -> None:
+    """Recreate whatever seeded resource a fuzzed request deleted (or renamed), so that later
+    requests still reach the handlers of existing resources rather than only 404s."""
+    s, mock, client = h.seeded, h.mock, h.client
+
+    def post(path: str, **data: str) -> str:
+        r = client.post(path, data=data, auth=h.auth)
+        assert r.status_code == 201, r.text
+        return str(r.json()["sid"])
+
+    if client.get(f"/v1/Services/{s.service}", auth=h.auth).status_code == 404:  # deleted
+        s.service = post("/v1/Services", FriendlyName="fuzz")
+        r = client.post("/v1/Configuration", data={"DefaultChatServiceSid": s.service}, auth=h.auth)
+        assert r.status_code == 200, r.text
+    conversations = {c["sid"]: c for c in mock.conversations()}
+    if (
+        s.conversation not in conversations
+        or conversations[s.conversation].get("unique_name") != s.unique_name
+    ):
+        s.unique_name = f"fuzz-room-{len(conversations)}-{s.conversation[-6:]}"
+        s.conversation = post("/v1/Conversations", UniqueName=s.unique_name)
+    base = f"/v1/Conversations/{s.conversation}"
+    if s.participant not in {p["sid"] for p in mock.participants(s.conversation)}:
+        found = [p for p in mock.participants(s.conversation) if p.get("identity") == "alice"]
+        s.participant = found[0]["sid"] if found else post(f"{base}/Participants", Identity="alice")
+    if s.message not in {m["sid"] for m in mock.messages(s.conversation)}:
+        s.message = post(f"{base}/Messages", Author="alice", Body="hello")
+    if client.get(f"/v1/Users/{s.user}", auth=h.auth).status_code == 404:
+        r = client.get("/v1/Users/bob", auth=h.auth)
+        s.user = r.json()["sid"] if r.status_code == 200 else post("/v1/Users", Identity="bob")
+
+
 def snapshot(mock: MockTwilioService) -> Any:
     """Every stored row (resources, tombstones, meta) plus the public views of the seed."""
     store = mock.store
@@ -122,12 +155,26 @@ def snapshot(mock: MockTwilioService) -> Any:
 # --- the request strategy ----------------------------------------------------------------------
 
 
+def known_sids(seeded: Seeded, draw: st.DrawFn) -> dict[str, str]:
+    """Path parameters naming existing resources (by SID, or by unique name / identity)."""
+    return {
+        "svc": seeded.service,
+        "conv": draw(st.sampled_from([seeded.conversation, seeded.unique_name])),
+        "part": draw(st.sampled_from([seeded.participant, seeded.identity])),
+        "msg": draw(st.sampled_from([seeded.message, "0"])),
+        "user": draw(st.sampled_from([seeded.user, "bob"])),
+        "hook": "WH" + "0" * 32,
+    }
+
+
 def sids(seeded: Seeded) -> st.SearchStrategy[dict[str, str]]:
     """Path parameters: the seeded SIDs/names, look-alike unknown SIDs, or garbage."""
 
     def ref(known: list[str], prefix: str) -> st.SearchStrategy[str]:
         lookalike = st.text("0123456789abcdef", min_size=32, max_size=32).map(lambda h: prefix + h)
-        return (st.sampled_from(known) if known else lookalike) | lookalike | segment
+        if not known:
+            return lookalike | segment
+        return weighted((4, st.sampled_from(known)), (1, lookalike), (1, segment))
 
     return st.fixed_dictionaries(
         {
@@ -171,9 +218,40 @@ field_values = (
     | json_values.map(json.dumps)
     | st.sampled_from(["", "true", "false", "null", "{", "[]", "2020-13-45T99:00:00Z", "POST"])
 )
-form_strategy = st.lists(
-    st.tuples(st.sampled_from(FIELDS) | st.text(max_size=12), field_values), max_size=6
-)
+# The fields each resource takes, so that most generated forms reach its handler's checks.
+RESOURCE_FIELDS = {
+    "Messages": ["Body", "Author", "Attributes", "DateCreated", "MediaSid", "ContentSid"],
+    "Participants": [
+        "Identity", "Attributes", "RoleSid", "MessagingBinding.Address",
+        "MessagingBinding.ProxyAddress", "LastReadMessageIndex", "LastReadTimestamp",
+    ],
+    "Webhooks": [
+        "Target", "Configuration.Url", "Configuration.Method", "Configuration.Filters",
+        "Configuration.Triggers", "Configuration.FlowSid", "Configuration.ReplayAfter",
+    ],
+    "Users": ["Identity", "FriendlyName", "Attributes", "RoleSid"],
+    "Conversations": [
+        "FriendlyName", "UniqueName", "Attributes", "State", "Timers.Inactive", "Timers.Closed",
+        "MessagingServiceSid", "DateCreated",
+    ],
+    "Configuration": [
+        "DefaultChatServiceSid", "DefaultInactiveTimer", "DefaultClosedTimer", "Filters",
+        "Method", "PreWebhookUrl", "PostWebhookUrl", "ReachabilityEnabled",
+    ],
+    "Services": ["FriendlyName"],
+}  # fmt: skip
+
+
+def form_strategy(path: str, min_size: int = 0) -> st.SearchStrategy[list[tuple[str, str]]]:
+    # The innermost resource named in the path (…/Conversations/CH…/Messages → Messages).
+    found = [(path.rfind(f"/{name}"), name) for name in RESOURCE_FIELDS if f"/{name}" in path]
+    relevant = RESOURCE_FIELDS[max(found)[1]] if found else FIELDS
+    name = weighted(
+        (4, st.sampled_from(relevant)), (1, st.sampled_from(FIELDS)), (1, st.text(max_size=12))
+    )
+    return st.lists(st.tuples(name, field_values), min_size=min_size, max_size=6)
+
+
 query_strategy = st.lists(
     st.tuples(st.sampled_from(QUERY_FIELDS), st.text(max_size=12) | st.integers().map(str)),
     max_size=3,
@@ -181,34 +259,45 @@ query_strategy = st.lists(
 
 
 @st.composite
-def requests(draw: st.DrawFn, seeded: Seeded, auth: tuple[str, str]) -> FuzzRequest:
-    method = draw(
-        st.sampled_from(["GET", "POST", "POST", "POST", "DELETE", "PUT", "PATCH", "TRACE"])
-    )
-    path = draw(st.sampled_from(PATHS)).format(**draw(sids(seeded)))
+def requests(draw: st.DrawFn, seeded: Seeded, auth: tuple[str, str], focused: bool) -> FuzzRequest:
+    """A random request; ``focused``: authenticated forms to existing resources' routes, so that
+    the handlers' own field checks run (the unfocused mix is mostly refused before them)."""
+    if focused:
+        method = draw(st.sampled_from(["POST"] * 4 + ["GET", "DELETE"]))
+        template = draw(st.sampled_from([p for p in PATHS if "Nowhere" not in p and "v2" not in p]))
+        path = template.format(**known_sids(seeded, draw))
+    else:
+        methods = ["POST"] * 5 + ["GET"] * 3 + ["DELETE", "PUT", "PATCH", "TRACE"]
+        method = draw(st.sampled_from(methods))
+        path = draw(st.sampled_from(PATHS)).format(**draw(sids(seeded)))
     query = urlencode(draw(query_strategy))
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     good = _basic(*auth)
-    headers["Authorization"] = draw(
-        st.sampled_from(
-            [good] * 6
-            + [
-                _basic(auth[0], auth[1] + "x"),
-                _basic("AC" + "0" * 32, auth[1]),
-                "Basic !!!not-base64",
-                "Basic " + base64.b64encode(b"\xff\xfe:x").decode(),
-                "Bearer not.a.token",
-                "Digest abc",
-                "",
-            ]
+    headers["Authorization"] = (
+        good
+        if focused
+        else draw(
+            st.sampled_from(
+                [good] * 12
+                + [
+                    _basic(auth[0], auth[1] + "x"),
+                    _basic("AC" + "0" * 32, auth[1]),
+                    "Basic !!!not-base64",
+                    "Basic " + base64.b64encode(b"\xff\xfe:x").decode(),
+                    "Bearer not.a.token",
+                    "Digest abc",
+                    "",
+                ]
+            )
         )
     )
     if draw(st.booleans()):
         headers["X-Twilio-Webhook-Enabled"] = "true"
     form: list[tuple[str, str]] = []
-    kind = draw(st.sampled_from(["form"] * 6 + ["garbage", "json", "huge", "empty"]))
+    kinds = ["form"] * 12 + ["garbage"] * 2 + ["json"] * 2 + ["huge", "empty"]
+    kind = "form" if focused else draw(st.sampled_from(kinds))
     if kind == "form":
-        form = draw(form_strategy)
+        form = draw(form_strategy(path, min_size=1 if focused else 0))
         content = urlencode(form).encode("utf-8", "surrogatepass")
     elif kind == "garbage":
         content = draw(GARBAGE_BYTES)
@@ -245,16 +334,17 @@ def _send(h: Harness, req: FuzzRequest) -> tuple[int, str]:
 
 
 @st.composite
-def _with_harness(draw: st.DrawFn, h: Harness) -> FuzzRequest:
-    return draw(requests(h.seeded, h.auth))
+def _with_harness(draw: st.DrawFn, h: Harness, focused: bool) -> FuzzRequest:
+    return draw(requests(h.seeded, h.auth, focused))
 
 
-def test_bad_input_never_500s_and_refusals_change_nothing(harness: Harness) -> None:
+@pytest.mark.parametrize("focused", [False, True], ids=["anything", "handler-fields"])
+def test_bad_input_never_500s_and_refusals_change_nothing(harness: Harness, focused: bool) -> None:
     assert harness.mock.faults  # injector exists but no fault is configured: no 5xx expected
     seen: dict[str, int] = {}
 
-    @FUZZ_SETTINGS
-    @given(req=_with_harness(harness))
+    @fuzz_settings(250)
+    @given(req=_with_harness(harness, focused))
     def prop(req: FuzzRequest) -> None:
         before = snapshot(harness.mock)
         status, text = _send(harness, req)
@@ -263,6 +353,8 @@ def test_bad_input_never_500s_and_refusals_change_nothing(harness: Harness) -> N
         check_response(req, status, text)
         if status >= 400:
             assert snapshot(harness.mock) == before, f"refused {req.method} {req.path} wrote"
+        else:
+            reseed(harness)
 
     prop()
     print(f"mock Twilio fuzz outcomes: {seen}")
