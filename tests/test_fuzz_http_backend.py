@@ -20,7 +20,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from tests.fuzz_http import GARBAGE_BYTES, FuzzRequest, fuzz_settings, json_body, json_values
+from tests.fuzz_http import (
+    GARBAGE_BYTES,
+    FuzzRequest,
+    fuzz_settings,
+    json_body,
+    json_values,
+    weighted,
+)
 from twilio_e2ee.backend import Backend, BackendConfig, create_backend_app
 from twilio_e2ee.credentials import generate_development_credentials
 
@@ -75,14 +82,24 @@ passwords = st.sampled_from([PASSWORD, "short", "x" * 1025, "\ud800" * 8, "wrong
     st.text(min_size=8, max_size=20)
 )
 field_values = identities | passwords | json_values
-bodies = st.one_of(
-    st.fixed_dictionaries(
-        {}, optional={"identity": identities | json_values, "password": passwords | json_values}
+# Mostly {identity, password} (so validation and Argon2 run), else missing / extra / odd fields.
+bodies = weighted(
+    (4, st.fixed_dictionaries({"identity": identities, "password": passwords})),
+    (
+        1,
+        st.fixed_dictionaries(
+            {}, optional={"identity": identities | json_values, "password": passwords | json_values}
+        ),
     ),
-    st.dictionaries(
-        st.sampled_from(["identity", "password", "allSessions", "other"]), field_values, max_size=4
+    (
+        1,
+        st.dictionaries(
+            st.sampled_from(["identity", "password", "allSessions", "other"]),
+            field_values,
+            max_size=4,
+        ),
     ),
-    st.fixed_dictionaries({"allSessions": st.booleans() | json_values}),
+    (1, st.fixed_dictionaries({"allSessions": st.booleans() | json_values})),
 )
 ROUTES = {
     "/signup": "POST",
