@@ -160,7 +160,7 @@ def check_response(req: FuzzRequest, status: int, text: str) -> None:
 def test_bad_input_never_500s_and_refusals_change_nothing(harness: Harness) -> None:
     seen: dict[str, int] = {}
 
-    @fuzz_settings(400)
+    @fuzz_settings(500)
     @given(req=requests())
     def prop(req: FuzzRequest) -> None:
         # Raw UTF-8 header bytes: non-ASCII and control characters reach the app as sent.

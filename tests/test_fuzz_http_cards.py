@@ -225,7 +225,7 @@ def check_response(req: FuzzRequest, status: int, text: str) -> None:
 def test_bad_input_never_500s_and_refusals_change_nothing(harness: Harness) -> None:
     seen: dict[str, int] = {}
 
-    @fuzz_settings(600)
+    @fuzz_settings(800)
     @given(req=requests(harness))
     def prop(req: FuzzRequest) -> None:
         before = snapshot(harness.mock)
