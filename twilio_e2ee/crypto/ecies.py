@@ -29,14 +29,15 @@ for many recipients share one modular inversion (Montgomery's batch trick).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
 
 from twilio_e2ee.crypto.keys import PrivateKey, PublicKey, edwards_to_montgomery_checked
 from twilio_e2ee.errors import IntegrityError, MalformedInputError, UnusableKeyError
@@ -77,11 +78,12 @@ assert _O_CT_GCM + 48 == ENVELOPE_LENGTH_GCM
 
 
 def _kdf2_sha384(z: bytes) -> bytes:
-    """ISO 18033-2 KDF2 with SHA-384: SHA384(Z || counter_be32) for counter 1, 2 → 80 bytes."""
-    return (
-        hashlib.sha384(z + b"\x00\x00\x00\x01").digest()
-        + hashlib.sha384(z + b"\x00\x00\x00\x02").digest()
-    )[:80]
+    """ISO 18033-2 KDF2 with SHA-384 → 80 bytes.
+
+    KDF2 is SHA384(Z || counter_be32) for counters from 1, with no shared info: exactly ANSI
+    X9.63's KDF, which `cryptography` provides.
+    """
+    return X963KDF(algorithm=hashes.SHA384(), length=80, sharedinfo=None).derive(z)
 
 
 def _ephemeral_keys(count: int) -> list[tuple[X25519PrivateKey, bytes]]:
